@@ -1,0 +1,1 @@
+"""Assistant stage: retrieval, grounded answers with citations, the chat UI and the CLI."""

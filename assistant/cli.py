@@ -1,0 +1,223 @@
+"""The ``stdnews`` command line. Builds the settings once and hands them down;
+every error a user can cause ends in one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from index.errors import UserError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--home", type=Path, default=argparse.SUPPRESS, help="data directory (default ./.stdnews)")
+    p.add_argument("--chroma-url", default=argparse.SUPPRESS, help="Chroma server URL instead of the embedded store")
+    p.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="TOML settings file")
+    p.add_argument("--corpus", type=Path, default=argparse.SUPPRESS, help="corpus folder (default ./corpus)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stdnews", description="Answers about standards news, with citations.")
+    _common(parser)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    idx = sub.add_parser("index", help="build and inspect the index")
+    isub = idx.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, help_ in (("update", "index new and changed bulletins, drop removed ones"),
+                        ("rebuild", "drop the index and build it again")):
+        p = isub.add_parser(name, help=help_)
+        _common(p)
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+        p.set_defaults(handler=cmd_index_update if name == "update" else cmd_index_rebuild)
+    p = isub.add_parser("add", help="copy files into the corpus and index them")
+    _common(p)
+    p.add_argument("files", nargs="+", type=Path)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(handler=cmd_index_add)
+    p = isub.add_parser("status", help="what the index holds")
+    _common(p)
+    p.add_argument("--verify", action="store_true", help="check record manager, Chroma and BM25 agree")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_index_status)
+
+    p = sub.add_parser("ask", help="answer one question")
+    _common(p)
+    p.add_argument("question")
+    p.add_argument("--json", action="store_true", help="print the answer object as JSON")
+    p.add_argument("--k", type=int, default=None, help="passages to retrieve")
+    p.add_argument("--since", default=None, help="only articles on or after YYYY-MM-DD")
+    p.add_argument("--until", default=None, help="only articles on or before YYYY-MM-DD")
+    p.add_argument("--publisher", default=None)
+    p.add_argument("--bulletin", action="append", default=None, help="doc_id (repeatable)")
+    p.add_argument("--history", type=Path, default=None, help="JSON file of earlier [user, assistant] turns")
+    _llm_flags(p)
+    p.set_defaults(handler=cmd_ask)
+
+    p = sub.add_parser("chat", help="serve the chat window")
+    _common(p)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--auth", default=argparse.SUPPRESS, help="USER:PASS (or STDNEWS_AUTH)")
+    _llm_flags(p)
+    p.set_defaults(handler=cmd_chat)
+
+    ev = sub.add_parser("eval", help="run and compare evaluation sets")
+    esub = ev.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = esub.add_parser("run", help="run an evaluation set")
+    _common(p)
+    p.add_argument("--set", dest="set_path", type=Path, required=True)
+    p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--min", dest="minimums", action="append", default=[], metavar="METRIC=VALUE")
+    _llm_flags(p)
+    p.set_defaults(handler=cmd_eval)
+    p = esub.add_parser("compare", help="compare two runs")
+    _common(p)
+    p.add_argument("run_a")
+    p.add_argument("run_b")
+    p.set_defaults(handler=cmd_eval)
+    return parser
+
+
+def _llm_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--llm", choices=["none", "openai", "ollama", "llamacpp"], default=argparse.SUPPRESS)
+    p.add_argument("--llm-base-url", default=argparse.SUPPRESS)
+    p.add_argument("--llm-model", default=argparse.SUPPRESS)
+    p.add_argument("--llm-model-path", type=Path, default=argparse.SUPPRESS)
+
+
+_SETTING_FLAGS = ("home", "chroma_url", "config", "corpus", "auth", "llm", "llm_base_url", "llm_model",
+                  "llm_model_path")
+
+
+def settings_from(args: argparse.Namespace) -> Any:
+    from index.settings import load_settings
+
+    try:
+        return load_settings(**{k: getattr(args, k) for k in _SETTING_FLAGS if hasattr(args, k)})
+    except Exception as exc:  # pydantic ValidationError: a bad value in env or TOML
+        raise UserError(f"bad setting: {str(exc).splitlines()[0:3]}") from None
+
+
+# index -----------------------------------------------------------------------
+def _print_report(report: Any) -> int:
+    for path, why in report.failed:
+        print(f"error: {path}: {why}", file=sys.stderr)
+    print(report.summary())
+    if report.embedded == 0 and not report.failed and not report.removed_docs:
+        print("nothing to embed: the index is up to date")
+    if report.failed:
+        print(f"{len(report.failed)} file(s) could not be indexed; everything else was", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _index(args: argparse.Namespace) -> Any:
+    from index.indexer import Index
+
+    return Index(settings_from(args))
+
+
+def cmd_index_update(args: argparse.Namespace) -> int:
+    return _print_report(_index(args).update(progress=not args.quiet))
+
+
+def cmd_index_rebuild(args: argparse.Namespace) -> int:
+    return _print_report(_index(args).rebuild(progress=not args.quiet))
+
+
+def cmd_index_add(args: argparse.Namespace) -> int:
+    return _print_report(_index(args).add(args.files, progress=not args.quiet))
+
+
+def cmd_index_status(args: argparse.Namespace) -> int:
+    index = _index(args)
+    st = index.status()
+    problems = index.verify() if args.verify else []
+    if args.json:
+        print(json.dumps({**st, "problems": problems}, indent=2, default=str))
+    else:
+        print(f"data directory: {st['home']}   store: {st['store']}   fingerprint: {st['fingerprint']}")
+        print(f"{st['bulletins']} bulletins, {st['articles']} articles, {st['chunks']} chunks")
+        for d in st["documents"]:
+            print(f"  {d['doc_id']}: {len(d['articles'])} article(s), {d['chunks']} chunks"
+                  f" - {d['publisher'] or '?'} {d['date'] or ''}")
+        last = st["last_update"]
+        if last:
+            from datetime import datetime
+
+            when = datetime.fromtimestamp(last["at"]).isoformat(timespec="seconds")
+            print(f"last {last['kind']}: {when}: embedded {last['embedded']} chunks, deleted {last['deleted']};"
+                  f" new {', '.join(last['added_docs']) or '-'}; changed {', '.join(last['changed_docs']) or '-'};"
+                  f" removed {', '.join(last['removed_docs']) or '-'}")
+            for art in last.get("new_articles", [])[:10]:
+                print(f"    + {art['date'] or '????-??-??'}  {art['title']}")
+    if args.verify:
+        for p in problems:
+            print(f"mismatch: {p}", file=sys.stderr)
+        print("verify: record manager, Chroma, BM25 and the chunk table agree" if not problems
+              else f"verify: {len(problems)} mismatch(es); run 'stdnews index update' or 'stdnews index rebuild'")
+        return 1 if problems else 0
+    return 0
+
+
+# ask / chat / eval -------------------------------------------------------------
+def cmd_ask(args: argparse.Namespace) -> int:
+    from assistant.pipeline import Assistant, Filters
+
+    settings = settings_from(args)
+    history: list[tuple[str, str]] = []
+    if args.history:
+        try:
+            history = [tuple(t) for t in json.loads(args.history.read_text())]  # type: ignore[misc]
+        except (OSError, ValueError, TypeError) as exc:
+            raise UserError(f"--history {args.history}: not a JSON list of [user, assistant] pairs ({exc})") from None
+    filters = Filters.parse(since=args.since, until=args.until, publisher=args.publisher, bulletins=args.bulletin)
+    bot = Assistant(settings)
+    if args.json:
+        result = bot.ask(args.question, history=history, k=args.k, filters=filters)
+        print(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
+        return 0
+    result = bot.ask(args.question, history=history, k=args.k, filters=filters,
+                     on_delta=lambda d: print(d, end="", flush=True))
+    print()
+    print(result.render_sources())
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from assistant.app import serve
+
+    return serve(settings_from(args), host=args.host, port=args.port)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    # The entry point composes every stage; only here does the assistant reach the evals package.
+    from evals.cli import run_command
+
+    return run_command(args, settings_from(args))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,77 @@
+"""What a question asks for (a person, a date, a number, a place), its content
+terms, the specific terms the evidence must contain, and follow-up resolution."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from index.tokenize import normalise, tokens
+
+_WH = {
+    "who": "person", "whom": "person", "whose": "person",
+    "when": "date", "where": "place", "how many": "number", "how much": "number",
+    "what year": "date", "which year": "date", "what date": "date", "which date": "date",
+    "which month": "date", "what month": "date", "how long": "number", "how old": "number",
+    "which city": "place", "what city": "place", "which country": "place", "what country": "place",
+    "which countries": "place", "in which city": "place", "in what city": "place",
+}
+_QUESTION_WORDS = frozenset(
+    "who whom whose when where what which why how many much does do did is are was were tell me please "
+    "name list give".split())
+_FOLLOW_UP = re.compile(r"\b(it|its|it's|they|them|their|this|that|these|those|he|she|his|her|there|the group|"
+                        r"the standard|the committee|the task force|the report|the forum|the meeting)\b", re.I)
+_CAPITAL = re.compile(r"\b[A-Z][\w’'-]*[A-Z0-9][\w-]*\b|\b[A-Z][a-z]{2,}\b")
+_NUMBER = re.compile(r"\b\d[\d,.:/-]*\b")
+_STOP_CAPS = frozenset(
+    "Who When Where What Which Why How Does Do Did Is Are Was Were The A An In On Of For And Tell Name List Give "
+    "Please Can Could Has Have Had According".split())
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    kind: str | None  # person | date | number | place | None
+    terms: tuple[str, ...]  # stemmed content terms (BM25 tokens)
+    specific: tuple[str, ...]  # numbers, identifiers, names the evidence must contain
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.terms
+
+
+def analyse(text: str) -> Question:
+    lower = " " + re.sub(r"\s+", " ", text.lower()) + " "
+    kind = None
+    for phrase, k in sorted(_WH.items(), key=lambda kv: -len(kv[0])):
+        if f" {phrase} " in lower or lower.strip().startswith(phrase + " "):
+            kind = k
+            break
+    terms = tuple(t for t in tokens(text) if t not in _QUESTION_WORDS)
+    specific: list[str] = []
+    norm = normalise(text)
+    for m in _NUMBER.finditer(norm):
+        specific.append(m.group().rstrip(".,"))
+    words = norm.split()
+    for m in _CAPITAL.finditer(norm):
+        word = m.group()
+        first = words and norm.lstrip().startswith(word)
+        if word in _STOP_CAPS or (first and word.istitle()):
+            continue
+        specific.append(word)
+    return Question(text, kind, terms, tuple(dict.fromkeys(specific)))
+
+
+def is_follow_up(text: str) -> bool:
+    """Short or pronoun-led questions lean on the conversation for their subject."""
+    q = analyse(text)
+    return bool(_FOLLOW_UP.search(text)) and len(q.specific) == 0 or len(q.terms) <= 1
+
+
+def standalone(text: str, history: Sequence[tuple[str, str]]) -> str:
+    """Carry the subject of the last turn into a follow-up question (no LLM needed)."""
+    if not history or not is_follow_up(text):
+        return text
+    last_user = history[-1][0]
+    return f"{last_user} {text}"

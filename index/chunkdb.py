@@ -1,0 +1,147 @@
+"""The chunk table: text, metadata and offsets of every indexed chunk, the
+bulletins they come from, and a log of updates. One SQLite file in the data
+directory; BM25 is built from it and citations are resolved against it."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS chunks (
+    id TEXT PRIMARY KEY, doc_id TEXT NOT NULL, article INTEGER NOT NULL, title TEXT NOT NULL,
+    bulletin_title TEXT NOT NULL, publisher TEXT NOT NULL, date TEXT NOT NULL, date_num INTEGER NOT NULL,
+    start INTEGER NOT NULL DEFAULT -1, "end" INTEGER NOT NULL DEFAULT -1, text TEXT NOT NULL,
+    meta TEXT NOT NULL DEFAULT '{}');
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE TABLE IF NOT EXISTS bulletins (
+    doc_id TEXT PRIMARY KEY, path TEXT NOT NULL, title TEXT NOT NULL, publisher TEXT, date TEXT,
+    url TEXT, language TEXT, sha256 TEXT NOT NULL, articles TEXT NOT NULL, text TEXT NOT NULL,
+    indexed_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS updates (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, kind TEXT NOT NULL, summary TEXT NOT NULL);
+"""
+
+CHUNK_COLUMNS = ("id", "doc_id", "article", "title", "bulletin_title", "publisher", "date", "date_num",
+                 "start", "end", "text")
+
+
+class ChunkDB:
+    """Thin, typed access to the SQLite file; every write is one transaction."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # chunks -------------------------------------------------------------
+    def put_chunks(self, rows: Sequence[dict[str, Any]]) -> None:
+        with self._tx():
+            self.conn.executemany(
+                'INSERT OR REPLACE INTO chunks (id, doc_id, article, title, bulletin_title, publisher, date,'
+                ' date_num, start, "end", text, meta) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)',
+                [(r["id"], r["doc_id"], r["article"], r["title"], r["bulletin_title"], r["publisher"], r["date"],
+                  r["date_num"], r.get("start", -1), r.get("end", -1), r["text"],
+                  json.dumps({k: v for k, v in r.items() if k not in CHUNK_COLUMNS and k != "chunk_id"}))
+                 for r in rows],
+            )
+
+    def set_offsets(self, offsets: Iterable[tuple[str, int, int]]) -> None:
+        with self._tx():
+            self.conn.executemany('UPDATE chunks SET start=?, "end"=? WHERE id=?', [(s, e, i) for i, s, e in offsets])
+
+    def delete_chunks(self, ids: Sequence[str]) -> None:
+        with self._tx():
+            self.conn.executemany("DELETE FROM chunks WHERE id=?", [(i,) for i in ids])
+
+    def chunk_ids(self, doc_id: str | None = None) -> set[str]:
+        if doc_id is None:
+            return {r[0] for r in self.conn.execute("SELECT id FROM chunks")}
+        return {r[0] for r in self.conn.execute("SELECT id FROM chunks WHERE doc_id=?", (doc_id,))}
+
+    def get_chunks(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            q = f"SELECT * FROM chunks WHERE id IN ({','.join('?' * len(part))})"
+            out.update({r["id"]: _row(r) for r in self.conn.execute(q, part)})
+        return out
+
+    def all_chunks(self, columns: str = "id, text") -> list[sqlite3.Row]:
+        return self.conn.execute(f"SELECT {columns} FROM chunks ORDER BY doc_id, start").fetchall()
+
+    def chunks_of(self, doc_id: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT * FROM chunks WHERE doc_id=? ORDER BY start", (doc_id,))
+        return [_row(r) for r in rows]
+
+    # bulletins ------------------------------------------------------------
+    def put_bulletin(self, rec: dict[str, Any]) -> None:
+        with self._tx():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO bulletins (doc_id, path, title, publisher, date, url, language, sha256,"
+                " articles, text, indexed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (rec["doc_id"], rec["path"], rec["title"], rec.get("publisher"), rec.get("date"), rec.get("url"),
+                 rec.get("language"), rec["sha256"], json.dumps(rec["articles"]), rec["text"], time.time()),
+            )
+
+    def delete_bulletin(self, doc_id: str) -> None:
+        with self._tx():
+            self.conn.execute("DELETE FROM bulletins WHERE doc_id=?", (doc_id,))
+
+    def bulletins(self) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            "SELECT b.doc_id, b.path, b.title, b.publisher, b.date, b.url, b.language, b.sha256, b.articles,"
+            " b.indexed_at, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id = b.doc_id) AS chunks"
+            " FROM bulletins b ORDER BY b.doc_id")
+        return [{**dict(r), "articles": json.loads(r["articles"])} for r in rows]
+
+    def bulletin(self, doc_id: str) -> dict[str, Any] | None:
+        r = self.conn.execute("SELECT * FROM bulletins WHERE doc_id=?", (doc_id,)).fetchone()
+        return {**dict(r), "articles": json.loads(r["articles"])} if r else None
+
+    def sha_by_doc(self) -> dict[str, str]:
+        return {r[0]: r[1] for r in self.conn.execute("SELECT doc_id, sha256 FROM bulletins")}
+
+    # update log -----------------------------------------------------------
+    def log_update(self, kind: str, summary: dict[str, Any]) -> None:
+        with self._tx():
+            self.conn.execute("INSERT INTO updates (at, kind, summary) VALUES (?,?,?)",
+                              (time.time(), kind, json.dumps(summary)))
+
+    def updates(self, limit: int = 20) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT * FROM updates ORDER BY id DESC LIMIT ?", (limit,))
+        return [{"id": r["id"], "at": r["at"], "kind": r["kind"], **json.loads(r["summary"])} for r in rows]
+
+    def _tx(self) -> sqlite3.Connection:
+        return _Tx(self.conn)  # type: ignore[return-value]
+
+
+class _Tx:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on error (autocommit connection underneath)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _row(r: sqlite3.Row) -> dict[str, Any]:
+    d = dict(r)
+    d.update(json.loads(d.pop("meta") or "{}"))
+    d["chunk_id"] = d["id"]
+    return d

@@ -1,0 +1,336 @@
+"""The index of one data directory: incremental updates through LangChain's
+indexing API (record manager in SQLite), Chroma for vectors, BM25 beside it,
+and the chunk table that ties them together."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from index.bm25 import BM25Index
+from index.catalog import doc_id_for, meta_for, read_catalog, scan
+from index.chunk import chunk_bulletin
+from index.chunkdb import ChunkDB
+from index.embed import Embedder, make_embedder
+from index.errors import LoadError, UserError
+from index.load import SUPPORTED, load_text
+from index.settings import Settings
+from index.split import split_articles
+from index.store import ChromaStore, make_store
+
+CHUNKER_VERSION = "1"
+
+
+@dataclass
+class UpdateReport:
+    """What one update did; printed by the CLI and kept in the update log."""
+
+    kind: str = "update"
+    files: int = 0
+    unchanged: int = 0
+    added_docs: list[str] = field(default_factory=list)
+    changed_docs: list[str] = field(default_factory=list)
+    removed_docs: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    embedded: int = 0
+    deleted: int = 0
+    kept: int = 0
+    new_articles: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> str:
+        parts = [f"{self.files} files: {len(self.added_docs)} new, {len(self.changed_docs)} changed,"
+                 f" {len(self.removed_docs)} removed, {self.unchanged} unchanged"]
+        parts.append(f"embedded {self.embedded} chunks, deleted {self.deleted}, kept {self.kept}")
+        if self.failed:
+            parts.append(f"{len(self.failed)} file(s) failed and were left as they were in the index")
+        return "; ".join(parts) + f" ({self.seconds:.1f} s)"
+
+
+class Index:
+    """Owns the stores of one data directory; built once per process and shared."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        settings.home.mkdir(parents=True, exist_ok=True)
+        self.db = ChunkDB(settings.db_path)
+        self._embedder = embedder
+        self._store: ChromaStore | None = None
+        self._bm25: BM25Index | None = None
+        self._bm25_gen: str | None = None
+        self._record_manager: Any = None
+
+    # lazily built parts -------------------------------------------------------
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = make_embedder(self.settings.embed_backend, self.settings.embed_batch_size)
+        return self._embedder
+
+    @property
+    def store(self) -> ChromaStore:
+        if self._store is None:
+            self._store = make_store(self.settings.chroma_path, self.settings.chroma_url, self.settings.collection)
+        return self._store
+
+    @property
+    def bm25(self) -> BM25Index:
+        """The saved BM25 index, reloaded when another process has written a newer one."""
+        current = self.settings.bm25_path / "CURRENT"
+        gen = current.read_text().strip() if current.is_file() else None
+        if self._bm25 is None or gen != self._bm25_gen:
+            self._bm25, self._bm25_gen = BM25Index.load(self.settings.bm25_path), gen
+        return self._bm25
+
+    @property
+    def record_manager(self) -> Any:
+        if self._record_manager is None:
+            from langchain_classic.indexes import SQLRecordManager
+
+            rm = SQLRecordManager(f"stdnews/{self.settings.collection}", db_url=self.settings.record_manager_url)
+            rm.create_schema()
+            self._record_manager = rm
+        return self._record_manager
+
+    # updates ----------------------------------------------------------------
+    def update(self, corpus: Path | None = None, progress: bool = True, kind: str = "update") -> UpdateReport:
+        """Bring the index in line with the corpus folder; unchanged files cost nothing."""
+        with _UpdateLock(self.settings.home):
+            return self._update(corpus or self.settings.corpus, progress, kind)
+
+    def rebuild(self, corpus: Path | None = None, progress: bool = True) -> UpdateReport:
+        """Drop everything and index the corpus from scratch."""
+        with _UpdateLock(self.settings.home):
+            rm = self.record_manager
+            while keys := rm.list_keys(limit=5000):
+                rm.delete_keys(keys)
+            self.store.delete(sorted(self.store.ids()))
+            self.db.delete_chunks(sorted(self.db.chunk_ids()))
+            for b in self.db.bulletins():
+                self.db.delete_bulletin(b["doc_id"])
+            return self._update(corpus or self.settings.corpus, progress, "rebuild")
+
+    def add(self, files: Sequence[Path], corpus: Path | None = None, progress: bool = True) -> UpdateReport:
+        """Copy files into the corpus folder, then update; a bad file is refused before copying."""
+        corpus = corpus or self.settings.corpus
+        corpus.mkdir(parents=True, exist_ok=True)
+        refused: list[tuple[str, str]] = []
+        for f in files:
+            try:
+                if not f.is_file():
+                    raise LoadError(f, "does not exist or is not a file")
+                load_text(f)
+            except LoadError as exc:
+                refused.append((str(f), exc.reason))
+                continue
+            target = corpus / f.name
+            if target.resolve() != f.resolve():
+                tmp = target.with_name(f".{target.name}.part")
+                shutil.copyfile(f, tmp)
+                os.replace(tmp, target)
+        report = self.update(corpus, progress, kind="add")
+        report.failed[:0] = refused
+        return report
+
+    def _update(self, corpus: Path, progress: bool, kind: str) -> UpdateReport:
+        from langchain_core.documents import Document
+        from langchain_core.indexing import index as lc_index
+
+        from index.sink import IndexSink
+
+        t0 = time.perf_counter()
+        report = UpdateReport(kind=kind)
+        files, skipped = scan(corpus)
+        report.failed.extend((str(p), why) for p, why in skipped)
+        catalog = read_catalog(corpus)
+        known = self.db.sha_by_doc()
+        report.files = len(files)
+
+        docs: list[Document] = []
+        fresh: list[dict[str, Any]] = []
+        for doc_id, path in _progress(files.items(), progress and len(files) > 50, "reading"):
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                report.failed.append((str(path), f"cannot be read ({exc.strerror or exc})"))
+                continue
+            fp = _fingerprint(data, catalog.get(doc_id), self.settings)
+            if known.get(doc_id) == fp:
+                report.unchanged += 1
+                continue
+            try:
+                text = load_text(path)
+            except LoadError as exc:
+                report.failed.append((str(path), exc.reason))
+                continue
+            meta = meta_for(doc_id, text, catalog.get(doc_id))
+            articles = split_articles(text, meta.title, meta.date)
+            chunks = chunk_bulletin(meta, text, articles, self.settings.chunk_max_chars, self.settings.chunk_min_chars)
+            docs.extend(Document(page_content=c.text, metadata={**c.metadata(), "start": c.start, "end": c.end})
+                        for c in chunks)
+            old = self.db.bulletin(doc_id)
+            (report.changed_docs if old else report.added_docs).append(doc_id)
+            old_titles = {a["title"] for a in old["articles"]} if old else set()
+            report.new_articles.extend(
+                {"doc_id": doc_id, "title": a.title, "date": a.date, "publisher": meta.publisher,
+                 "lead": _lead(text[a.start:a.end], a.title)}
+                for a in articles if a.title not in old_titles)
+            fresh.append({**asdict(meta), "path": str(path), "sha256": fp, "text": text,
+                          "articles": [asdict(a) for a in articles],
+                          "offsets": [(c.chunk_id, c.start, c.end) for c in chunks]})
+
+        removed = sorted(set(known) - set(files))
+        changed = bool(docs or removed)
+        dirty = self.settings.home / "bm25.dirty"  # set while the stores may be ahead of BM25
+        if changed:
+            dirty.touch()
+        if docs:
+            ids = [d.metadata["chunk_id"] for d in docs]
+            todo = len(ids) - sum(self.record_manager.exists(ids))
+            bar = _bar(todo, progress, "embedding")
+            sink = IndexSink(self.store, self.db, lambda: self.embedder, bar.update if bar else None)
+            result = lc_index(docs, self.record_manager, sink, cleanup="scoped_full", source_id_key="doc_id",
+                              key_encoder=lambda d: d.metadata["chunk_id"], batch_size=256)
+            if bar:
+                bar.close()
+            report.embedded, report.deleted = sink.embedded, result["num_deleted"]
+            report.kept = result["num_skipped"]
+            for rec in fresh:
+                self.db.set_offsets(rec.pop("offsets"))
+                self.db.put_bulletin(rec)
+        for doc_id in removed:
+            keys = self.record_manager.list_keys(group_ids=[doc_id])
+            self.store.delete(keys)
+            self.db.delete_chunks(keys)
+            self.record_manager.delete_keys(keys)
+            stale = sorted(self.db.chunk_ids(doc_id))  # rows a crash may have orphaned
+            self.store.delete(stale)
+            self.db.delete_chunks(stale)
+            self.db.delete_bulletin(doc_id)
+            report.deleted += len(keys)
+        report.removed_docs = removed
+        if changed or dirty.exists() or not (self.settings.bm25_path / "CURRENT").is_file():
+            rows = self.db.all_chunks("id, title, text")
+            BM25Index.build([r["id"] for r in rows], [f"{r['title']}\n{r['text']}" for r in rows]).save(
+                self.settings.bm25_path)
+            dirty.unlink(missing_ok=True)
+        report.seconds = time.perf_counter() - t0
+        if changed or report.failed or kind != "update":
+            self.db.log_update(kind, {**asdict(report), "fingerprint": self.fingerprint()})
+        return report
+
+    # status -----------------------------------------------------------------
+    def fingerprint(self) -> str:
+        """Identifies the indexed content: a hash of the sorted chunk ids."""
+        ids = sorted(self.db.chunk_ids())
+        return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:12]
+
+    def status(self) -> dict[str, Any]:
+        bulletins = self.db.bulletins()
+        last = self.db.updates(1)
+        return {
+            "home": str(self.settings.home),
+            "store": self.settings.chroma_url or str(self.settings.chroma_path),
+            "bulletins": len(bulletins),
+            "articles": sum(len(b["articles"]) for b in bulletins),
+            "chunks": sum(b["chunks"] for b in bulletins),
+            "fingerprint": self.fingerprint(),
+            "last_update": last[0] if last else None,
+            "documents": bulletins,
+        }
+
+    def verify(self) -> list[str]:
+        """Where record manager, Chroma, BM25 and the chunk table disagree (empty: all agree)."""
+        sets = {
+            "record manager": set(self.record_manager.list_keys()),
+            "Chroma": self.store.ids(),
+            "BM25": set(self.bm25.ids),
+            "chunk table": self.db.chunk_ids(),
+        }
+        problems = []
+        ref_name, ref = "record manager", sets["record manager"]
+        for name, ids in sets.items():
+            if name == ref_name:
+                continue
+            if missing := ref - ids:
+                problems.append(f"{name} lacks {len(missing)} chunk(s) the {ref_name} holds, e.g. {sorted(missing)[0]}")
+            if extra := ids - ref:
+                problems.append(f"{name} holds {len(extra)} chunk(s) the {ref_name} does not, e.g. {sorted(extra)[0]}")
+        if len(self.bm25.ids) != len(set(self.bm25.ids)):
+            problems.append("BM25 holds duplicate chunk ids")
+        return problems
+
+
+def _fingerprint(data: bytes, entry: dict[str, Any] | None, settings: Settings) -> str:
+    h = hashlib.sha256(data)
+    h.update(json.dumps([entry or {}, CHUNKER_VERSION, settings.chunk_max_chars, settings.chunk_min_chars],
+                        sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def _lead(body: str, title: str) -> str:
+    """First sentence of an article after its headline."""
+    rest = body.strip()
+    if rest.startswith(title):
+        rest = rest[len(title):].strip()
+    first = rest.split("\n", 1)[0].strip()
+    end = first.find(". ")
+    return first[: end + 1] if 0 < end < 300 else first[:300]
+
+
+def _progress(items: Iterable[Any], show: bool, desc: str) -> Iterable[Any]:
+    if not show:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="file", leave=False)
+
+
+def _bar(total: int, show: bool, desc: str) -> Any:
+    if not show or total == 0:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="chunk")
+
+
+class _UpdateLock:
+    """One update at a time per data directory; a second one refuses with a clear message."""
+
+    def __init__(self, home: Path) -> None:
+        self.path = home / "update.lock"
+
+    def __enter__(self) -> None:
+        self.fh = open(self.path, "a+")  # noqa: SIM115 - held for the lock's lifetime
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.fh.seek(0)
+            pid = self.fh.read().strip() or "?"
+            self.fh.close()
+            raise UserError(f"another index update is running (pid {pid}); wait for it to finish") from None
+        self.fh.seek(0)
+        self.fh.truncate()
+        self.fh.write(str(os.getpid()))
+        self.fh.flush()
+
+    def __exit__(self, *_: object) -> None:
+        self.fh.seek(0)
+        self.fh.truncate()
+        fcntl.flock(self.fh, fcntl.LOCK_UN)
+        self.fh.close()
+
+
+__all__ = ["SUPPORTED", "Index", "UpdateReport", "doc_id_for"]

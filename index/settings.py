@@ -1,0 +1,93 @@
+"""One settings object for the whole program: defaults, then a TOML file, then
+``STDNEWS_*`` environment variables, then CLI flags (passed as init kwargs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class Settings(BaseSettings):
+    """Everything configurable; built once at the entry point and passed down."""
+
+    model_config = SettingsConfigDict(env_prefix="STDNEWS_", extra="ignore")
+
+    home: Path = Field(Path(".stdnews"), description="data directory for all built state")
+    corpus: Path = Field(Path("corpus"), description="folder of bulletins + catalog.toml")
+    config: Path | None = Field(None, description="TOML file with settings")
+    chroma_url: str | None = Field(None, description="Chroma server URL; embedded store when unset")
+    collection: str = "stdnews"
+
+    embed_backend: Literal["torch", "onnx"] = "torch"
+    embed_batch_size: int = 64
+    chunk_max_chars: int = 900
+    chunk_min_chars: int = 200
+
+    k: int = 5
+    candidates: int = 30
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    bm25_weight: float = 1.0
+    per_article: int = 2
+
+    llm: Literal["none", "openai", "ollama", "llamacpp"] = "none"
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_model_path: Path | None = None
+    llm_api_key: str = "not-needed"
+    llm_timeout: float = 60.0
+
+    auth: str | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Precedence, strongest first: CLI flags, environment, TOML file, defaults.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    # Derived locations inside the data directory.
+    @property
+    def chroma_path(self) -> Path:
+        return self.home / "chroma"
+
+    @property
+    def bm25_path(self) -> Path:
+        return self.home / "bm25"
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "index.sqlite"
+
+    @property
+    def record_manager_url(self) -> str:
+        return f"sqlite:///{(self.home / 'record_manager.sqlite').resolve()}"
+
+
+def load_settings(**flags: Any) -> Settings:
+    """Build settings from CLI flags (None means 'not given') over env, TOML and defaults.
+
+    The TOML file is ``--config``, else ``STDNEWS_CONFIG``, else ``<home>/config.toml``.
+    """
+    import os
+
+    given = {k: v for k, v in flags.items() if v is not None}
+    home = given.get("home") or os.environ.get("STDNEWS_HOME") or ".stdnews"
+    toml = given.get("config") or os.environ.get("STDNEWS_CONFIG") or Path(home) / "config.toml"
+    bound = type(
+        "Settings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": toml}}
+    )
+    return bound(**given)

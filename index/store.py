@@ -1,0 +1,118 @@
+"""Vector store: Chroma, embedded (``PersistentClient``) or a server (``HttpClient``).
+We always pass our own embeddings; Chroma's default embedding function would
+try to download a model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+from index.errors import UserError
+
+
+class VectorStore(Protocol):
+    """What the index and retrieval need from a vector database."""
+
+    def upsert(self, ids: Sequence[str], embeddings: Sequence[Sequence[float]],
+               metadatas: Sequence[dict[str, Any]], documents: Sequence[str]) -> None: ...
+
+    def delete(self, ids: Sequence[str]) -> None: ...
+
+    def query(self, embedding: Sequence[float], n: int, where: dict[str, Any] | None = None
+              ) -> list[tuple[str, float]]: ...
+
+    def ids(self) -> set[str]: ...
+
+    def count(self) -> int: ...
+
+
+class StoreUnavailable(UserError):
+    """The Chroma server cannot be reached."""
+
+
+class ChromaStore:
+    """One Chroma collection with cosine distance; similarity = 1 - distance."""
+
+    def __init__(self, client: Any, name: str, where: str) -> None:
+        self.where = where
+        self._client = client
+        self._name = name
+        self._collection = self._call(lambda: client.get_or_create_collection(
+            name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}))
+
+    def _call(self, fn: Any) -> Any:
+        try:
+            return fn()
+        except Exception as exc:  # chromadb raises many types for a dead server
+            if _is_connection_error(exc):
+                raise StoreUnavailable(
+                    f"cannot reach the Chroma server at {self.where} ({type(exc).__name__}); start it"
+                    " (chroma run --path DIR --host 127.0.0.1 --port P) or drop --chroma-url") from None
+            raise
+
+    def upsert(self, ids: Sequence[str], embeddings: Sequence[Sequence[float]],
+               metadatas: Sequence[dict[str, Any]], documents: Sequence[str]) -> None:
+        if not ids:
+            return
+        step = 1000
+        for i in range(0, len(ids), step):
+            self._call(lambda i=i: self._collection.upsert(
+                ids=list(ids[i:i + step]), embeddings=[list(e) for e in embeddings[i:i + step]],
+                metadatas=list(metadatas[i:i + step]), documents=list(documents[i:i + step])))
+
+    def delete(self, ids: Sequence[str]) -> None:
+        if ids:
+            self._call(lambda: self._collection.delete(ids=list(ids)))
+
+    def query(self, embedding: Sequence[float], n: int, where: dict[str, Any] | None = None
+              ) -> list[tuple[str, float]]:
+        if n <= 0:
+            return []
+        res = self._call(lambda: self._collection.query(
+            query_embeddings=[list(embedding)], n_results=n, where=where or None, include=["distances"]))
+        return [(cid, 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0], strict=True)]
+
+    def ids(self) -> set[str]:
+        out: set[str] = set()
+        offset, step = 0, 5000
+        while True:
+            got = self._call(lambda: self._collection.get(include=[], limit=step, offset=offset))["ids"]
+            out.update(got)
+            if len(got) < step:
+                return out
+            offset += step
+
+    def count(self) -> int:
+        return int(self._call(self._collection.count))
+
+
+def _is_connection_error(exc: Exception) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    return any(w in text for w in ("connect", "timeout", "timed out", "refused", "unreachable", "remoteprotocol"))
+
+
+def make_store(chroma_path: Path, chroma_url: str | None, collection: str) -> ChromaStore:
+    """Embedded store in the data directory, or the server at ``chroma_url``."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if chroma_url:
+        url = urlparse(chroma_url if "://" in chroma_url else f"http://{chroma_url}")
+        if not url.hostname:
+            raise UserError(f"--chroma-url {chroma_url!r} is not a URL like http://127.0.0.1:8000")
+        try:
+            client = chromadb.HttpClient(host=url.hostname, port=url.port or 8000, ssl=url.scheme == "https",
+                                         settings=chroma_settings)
+        except Exception as exc:
+            if _is_connection_error(exc):
+                raise StoreUnavailable(f"cannot reach the Chroma server at {chroma_url}; start it"
+                                       " (chroma run --path DIR --host 127.0.0.1 --port P) or drop --chroma-url"
+                                       ) from None
+            raise
+        return ChromaStore(client, collection, chroma_url)
+    chroma_path.mkdir(parents=True, exist_ok=True)
+    client = chromadb.PersistentClient(path=str(chroma_path), settings=chroma_settings)
+    return ChromaStore(client, collection, str(chroma_path))

@@ -1,0 +1,48 @@
+"""BM25 tokens: stemmed words without stop words, and identifiers (standard
+numbers, committees) kept whole so "30145-3" or "TC260" match exactly."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+# Committee-style names written with a space ("JTC 1", "WG 11", "SG 16", "TC 28", "SDG 11").
+_SPACED = re.compile(r"\b(JTC|SC|WG|SG|TC|SDG|SyC|CD|FDIS|DIS)\s+(\d{1,4})\b", re.I)
+_TOKEN = re.compile(r"[A-Za-z]*\d[\w]*(?:[-./:][\w]+)*|[^\W\d_]+(?:['’][a-z]+)?", re.U)
+_BRITISH = re.compile(r"is(?=ation|e\b|es\b|ed\b|ing\b)")
+_STOP = frozenset(
+    "a an and are as at be been but by can could did do does for from had has have how i if in into is it its"
+    " of on or our so such than that the their them then there these they this those to was we were what when"
+    " where which who whom whose why will with would you your about also after all any both each more most"
+    " other over same some up very".split()
+)
+
+
+@lru_cache(maxsize=1)
+def _stemmer():  # noqa: ANN202 - PyStemmer has no type hints
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def normalise(text: str) -> str:
+    """Join spaced committee numbers so they tokenise as one identifier."""
+    return _SPACED.sub(lambda m: f"{m.group(1)}{m.group(2)}", text)
+
+
+def tokens(text: str) -> list[str]:
+    """Tokens for BM25: identifiers whole (and their parts), other words stemmed."""
+    out: list[str] = []
+    stem = _stemmer().stemWord
+    for raw in _TOKEN.findall(normalise(text)):
+        word = raw.lower().strip("-./:")
+        if not word:
+            continue
+        if any(c.isdigit() for c in word):
+            out.append(word)
+            parts = [p for p in re.split(r"[-./:]", word) if p]
+            if len(parts) > 1:
+                out.extend(parts)
+        elif word not in _STOP and len(word) > 1:
+            out.append(stem(_BRITISH.sub("iz", word.replace("’", "'"))))
+    return out

@@ -1,0 +1,73 @@
+"""Shared fixtures: the real MiniLM model loaded once per session, and a real
+Chroma index of the seed corpus built once per session in a temporary folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["ANONYMIZED_TELEMETRY"] = "False"
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED_CORPUS = ROOT / "corpus"
+
+
+@pytest.fixture(scope="session")
+def embedder():  # noqa: ANN201
+    """The packaged all-MiniLM-L6-v2, loaded once."""
+    from index.embed import make_embedder
+
+    return make_embedder("torch")
+
+
+@pytest.fixture()
+def make_settings(tmp_path: Path):  # noqa: ANN201
+    """Settings for a fresh data directory (and optionally a corpus copy) under tmp_path."""
+    from index.settings import load_settings
+
+    def make(corpus: Path | None = None, **kw: object):  # noqa: ANN202
+        return load_settings(home=tmp_path / "home", corpus=corpus or SEED_CORPUS, **kw)
+
+    return make
+
+
+@pytest.fixture()
+def corpus_copy(tmp_path: Path) -> Path:
+    """A writable copy of the seed corpus."""
+    dst = tmp_path / "corpus"
+    shutil.copytree(SEED_CORPUS, dst)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def seed_index(tmp_path_factory: pytest.TempPathFactory, embedder):  # noqa: ANN001, ANN201
+    """An index of the seed corpus, built once per session; tests must not write to it."""
+    from index.indexer import Index
+    from index.settings import load_settings
+
+    home = tmp_path_factory.mktemp("seed-home")
+    settings = load_settings(home=home, corpus=SEED_CORPUS)
+    index = Index(settings, embedder=embedder)
+    report = index.update(progress=False)
+    assert report.ok, report.failed
+    return index
+
+
+@pytest.fixture(scope="session")
+def seed_assistant(seed_index):  # noqa: ANN001, ANN201
+    """The default (extractive) assistant over the seed index."""
+    from assistant.pipeline import Assistant
+
+    return Assistant(seed_index.settings, index=seed_index)
+
+
+@pytest.fixture(scope="session")
+def seed_home(seed_index) -> Iterator[Path]:  # noqa: ANN001
+    """The data directory of the seed index, for CLI tests (read-only use)."""
+    yield seed_index.settings.home

@@ -1,0 +1,145 @@
+"""Foundation: incremental indexing against the real store (Chroma, BM25, record
+manager), bad files, and the article splitter and chunker on the seeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from index.indexer import Index
+
+NEWSLETTER = "china-standardisation-news-2020"
+
+
+def _stores(index: Index, doc_id: str | None = None) -> tuple[set[str], set[str], set[str]]:
+    chroma, bm25 = index.store.ids(), set(index.bm25.ids)
+    rm = set(index.record_manager.list_keys())
+    if doc_id:
+        keep = lambda ids: {i for i in ids if i.startswith(doc_id + "#")}  # noqa: E731
+        return keep(chroma), keep(bm25), keep(rm)
+    return chroma, bm25, rm
+
+
+def test_update_is_incremental_edit_and_delete(make_settings, corpus_copy: Path, embedder) -> None:
+    index = Index(make_settings(corpus_copy), embedder=embedder)
+    first = index.update(progress=False)
+    assert first.ok and len(first.added_docs) == 5
+    total = first.embedded
+    assert total == index.store.count() == len(index.bm25.ids) > 50
+    assert index.verify() == []
+
+    again = index.update(progress=False)
+    assert again.embedded == 0 and again.deleted == 0 and again.unchanged == 5
+
+    # Edit one paragraph of one bulletin: only the chunk holding it is embedded again.
+    path = corpus_copy / "jtc1-smart-cities-webconference.txt"
+    before = {c["id"]: c for c in index.db.chunks_of("jtc1-smart-cities-webconference")}
+    text = path.read_text()
+    path.write_text(text.replace("over 160 registered experts", "over 170 registered experts"))
+    edited = index.update(progress=False)
+    assert edited.changed_docs == ["jtc1-smart-cities-webconference"]
+    assert edited.embedded == 1 and edited.deleted == 1
+    after = {c["id"]: c for c in index.db.chunks_of("jtc1-smart-cities-webconference")}
+    assert len(set(after) - set(before)) == 1 and len(set(before) - set(after)) == 1
+    new_chunk = after[(set(after) - set(before)).pop()]
+    assert "170 registered experts" in new_chunk["text"]
+    assert new_chunk["text"] == path.read_text()[new_chunk["start"]:new_chunk["end"]]
+    assert index.bm25.search("170 registered experts", 1)[0][0] == new_chunk["id"]
+    assert index.verify() == []
+
+    # Delete one bulletin: its chunks leave Chroma, BM25 and the record manager.
+    assert all(_stores(index, NEWSLETTER))
+    (corpus_copy / f"{NEWSLETTER}.txt").unlink()
+    removed = index.update(progress=False)
+    assert removed.removed_docs == [NEWSLETTER] and removed.embedded == 0
+    assert _stores(index, NEWSLETTER) == (set(), set(), set())
+    assert index.db.bulletin(NEWSLETTER) is None
+    assert index.verify() == []
+    assert index.store.count() == total - removed.deleted
+
+
+def test_bad_files_are_reported_and_the_rest_indexed(make_settings, corpus_copy: Path, embedder) -> None:
+    index = Index(make_settings(corpus_copy), embedder=embedder)
+    assert index.update(progress=False).ok
+    kept = index.store.count()
+    (corpus_copy / "empty.txt").write_text("")
+    (corpus_copy / "binary.txt").write_bytes(b"\x00\x01\x02PK\x03\x04" * 50)
+    (corpus_copy / "cp1252.txt").write_bytes("Caf\xe9 na\xefve r\xe9sum\xe9 standards".encode("cp1252"))
+    (corpus_copy / "broken.pdf").write_bytes(b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog")
+    (corpus_copy / "good-news.md").write_text("# ISO publishes ISO 37120\n\nISO 37120 defines city indicators.\n")
+    # An edit that breaks a bulletin that is already indexed must not lose its chunks.
+    (corpus_copy / "iec-smart-cities.txt").write_bytes(b"\xff\xfe\x00broken")
+    report = index.update(progress=False)
+    failed = {Path(p).name: why for p, why in report.failed}
+    assert set(failed) == {"empty.txt", "binary.txt", "cp1252.txt", "broken.pdf", "iec-smart-cities.txt"}
+    assert "empty" in failed["empty.txt"] and "binary" in failed["binary.txt"]
+    assert "UTF-8" in failed["cp1252.txt"] and "PDF" in failed["broken.pdf"]
+    assert report.added_docs == ["good-news"] and not report.ok
+    assert index.store.count() == kept + 1
+    assert index.db.chunk_ids("iec-smart-cities"), "already indexed chunks were lost"
+    assert index.verify() == []
+
+
+def test_rebuild_gives_the_same_chunks(make_settings, embedder) -> None:
+    index = Index(make_settings(), embedder=embedder)
+    index.update(progress=False)
+    ids = index.db.chunk_ids()
+    report = index.rebuild(progress=False)
+    assert report.kind == "rebuild" and report.embedded == len(ids)
+    assert index.db.chunk_ids() == ids == index.store.ids() == set(index.bm25.ids)
+
+
+def test_add_copies_into_corpus_and_refuses_bad(make_settings, tmp_path: Path, embedder) -> None:
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    index = Index(make_settings(corpus), embedder=embedder)
+    good = tmp_path / "itu-y4900.html"
+    good.write_text("<html><head><script>evil()</script><style>x{}</style></head><body><nav>Home | News</nav>"
+                    "<main><h1>ITU-T Y.4900 approved</h1><p>ITU-T approved Y.4900 on smart sustainable cities."
+                    "</p></main><footer>(c) ITU</footer></body></html>")
+    bad = tmp_path / "bad.txt"
+    bad.write_text("   \n ")
+    report = index.add([good, bad])
+    assert (corpus / "itu-y4900.html").is_file() and not (corpus / "bad.txt").exists()
+    assert [Path(p).name for p, _ in report.failed] == ["bad.txt"]
+    (chunk,) = index.db.chunks_of("itu-y4900")
+    assert "Y.4900 on smart sustainable cities" in chunk["text"]
+    assert "evil" not in chunk["text"] and "Home | News" not in chunk["text"] and "(c) ITU" not in chunk["text"]
+
+
+def test_newsletter_splits_into_dated_articles(seed_index: Index) -> None:
+    doc = seed_index.db.bulletin(NEWSLETTER)
+    titles = [a["title"] for a in doc["articles"]]
+    assert len(titles) == 10
+    assert titles[3] == "SAC/TC28 sets up the Smart City Standardisation Working Group"
+    dates = [a["date"] for a in doc["articles"]]
+    assert dates[0] == dates[1] == "2020-10-19"  # two items share one byline
+    assert dates[-1] == "2020-09-23" and all(dates)
+    one = seed_index.db.bulletin("jtc1-smart-cities-webconference")
+    assert len(one["articles"]) == 1 and one["publisher"] == "ANSI"
+
+
+def test_chunks_respect_articles_and_point_into_the_text(seed_index: Index) -> None:
+    for b in seed_index.db.bulletins():
+        text = (seed_index.settings.corpus / Path(b["path"]).name).read_text()
+        spans = [(a["start"], a["end"]) for a in b["articles"]]
+        for c in seed_index.db.chunks_of(b["doc_id"]):
+            assert text[c["start"]:c["end"]] == c["text"]
+            assert any(s <= c["start"] and c["end"] <= e for s, e in spans), "chunk crosses an article"
+            assert c["title"] and c["doc_id"] == b["doc_id"]
+
+
+def test_chunk_ids_are_stable(make_settings, corpus_copy: Path, embedder, seed_index: Index) -> None:
+    index = Index(make_settings(corpus_copy), embedder=embedder)
+    from index.catalog import meta_for, read_catalog
+    from index.chunk import chunk_bulletin
+    from index.split import split_articles
+
+    path = corpus_copy / f"{NEWSLETTER}.txt"
+    text = path.read_text()
+    meta = meta_for(NEWSLETTER, text, read_catalog(corpus_copy)[NEWSLETTER])
+    ids = [c.chunk_id for c in chunk_bulletin(meta, text, split_articles(text, meta.title, meta.date))]
+    assert set(ids) == seed_index.db.chunk_ids(NEWSLETTER)
+    shifted = "A new opening paragraph about nothing in particular.\n\n" + text
+    ids2 = {c.chunk_id for c in chunk_bulletin(meta, shifted, split_articles(shifted, meta.title, meta.date))}
+    assert len(set(ids) - ids2) <= 1, "text moved down must keep its ids"
+    del index
