@@ -68,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     _llm_flags(p)
     p.set_defaults(handler=cmd_chat)
 
+    fb = sub.add_parser("feedback", help="answers users rated in the chat window")
+    fsub = fb.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = fsub.add_parser("export", help="write the feedback as JSON Lines")
+    _common(p)
+    p.add_argument("--out", type=Path, default=None, help="file to write (default: stdout)")
+    p.set_defaults(handler=cmd_feedback_export)
+
     ev = sub.add_parser("eval", help="run and compare evaluation sets")
     esub = ev.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = esub.add_parser("run", help="run an evaluation set")
@@ -195,6 +202,14 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from assistant.app import serve
 
     return serve(settings_from(args), host=args.host, port=args.port)
+
+
+def cmd_feedback_export(args: argparse.Namespace) -> int:
+    from assistant.feedback import export_jsonl
+
+    count = export_jsonl(settings_from(args), args.out)
+    print(f"exported {count} feedback record(s)" + (f" to {args.out}" if args.out else ""), file=sys.stderr)
+    return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
