@@ -1,0 +1,92 @@
+"""The ``stdnews`` command as a user runs it: a real process, offline, its output and exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+def stdnews(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "assistant", *args], capture_output=True, text=True, env=ENV,
+                          cwd=cwd, timeout=600)
+
+
+def test_update_twice_then_bad_files(tmp_path: Path, corpus_copy: Path) -> None:
+    home = str(tmp_path / "h")
+    first = stdnews("--home", home, "index", "update", "--corpus", str(corpus_copy), "--quiet")
+    assert first.returncode == 0, first.stderr
+    assert "5 new" in first.stdout
+    second = stdnews("--home", home, "index", "update", "--corpus", str(corpus_copy))
+    assert second.returncode == 0
+    assert "embedded 0 chunks" in second.stdout and "nothing to embed" in second.stdout
+    assert "Loading weights" not in second.stderr  # a no-op update never loads the model
+
+    (corpus_copy / "empty.txt").write_text("")
+    (corpus_copy / "notes.docx").write_bytes(b"PK\x03\x04")
+    bad = stdnews("--home", home, "index", "update", "--corpus", str(corpus_copy), "--quiet")
+    assert bad.returncode == 1
+    assert "Traceback" not in bad.stderr
+    errors = [line for line in bad.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and any("empty.txt: is empty" in e for e in errors)
+    assert any("notes.docx" in e and "unsupported" in e for e in errors)
+    assert "2 file(s) could not be indexed" in bad.stderr
+
+    status = stdnews("--home", home, "index", "status", "--verify", "--corpus", str(corpus_copy))
+    assert status.returncode == 0, status.stderr
+    assert "5 bulletins, 14 articles" in status.stdout and "agree" in status.stdout
+
+
+def test_verify_reports_a_mismatch(tmp_path: Path, seed_index, embedder) -> None:
+    import shutil
+
+    from index.indexer import Index
+    from index.settings import load_settings
+
+    home = tmp_path / "copy"
+    shutil.copytree(seed_index.settings.home, home)
+    index = Index(load_settings(home=home, corpus=seed_index.settings.corpus), embedder=embedder)
+    victim = sorted(index.store.ids())[0]
+    index.store.delete([victim])
+    out = stdnews("--home", str(home), "index", "status", "--verify")
+    assert out.returncode == 1
+    assert "Chroma lacks 1 chunk(s)" in out.stderr and victim in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("question", "expect", "doc_id"),
+    [
+        ("Who convenes JTC 1/WG 11?", "Heng Qian", "jtc1-smart-cities-webconference"),
+        ("When was ISO/IEC 30145-3 published?", "7 August 2020", "china-standardisation-news-2020"),
+    ],
+)
+def test_ask_json_answers_with_citation(seed_home: Path, question: str, expect: str, doc_id: str) -> None:
+    out = stdnews("--home", str(seed_home), "ask", question, "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert set(result) == {"question", "answer", "refused", "citations", "passages", "timings_ms"}
+    assert result["refused"] is False and expect in result["answer"]
+    assert result["citations"][0]["doc_id"] == doc_id
+    assert set(result["citations"][0]) == {"n", "doc_id", "title", "publisher", "date", "chunk_id", "text"}
+    assert "[1]" in result["answer"]
+    assert {"retrieval", "answer"} <= set(result["timings_ms"])
+    assert [p["rank"] for p in result["passages"]] == list(range(1, len(result["passages"]) + 1))
+
+
+def test_ask_refuses_what_the_bulletins_do_not_cover(seed_home: Path) -> None:
+    out = stdnews("--home", str(seed_home), "ask", "Which country won the 2022 FIFA World Cup?", "--json")
+    result = json.loads(out.stdout)
+    assert result["refused"] is True and result["citations"] == []
+    assert "do not cover" in result["answer"] and result["passages"]
+
+
+def test_bad_flags_are_one_line(seed_home: Path) -> None:
+    out = stdnews("--home", str(seed_home), "ask", "anything", "--since", "last week")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip() == "error: --since 'last week' is not a date; use YYYY-MM-DD"
