@@ -18,13 +18,17 @@ _WH = {
     "which countries": "place", "in which city": "place", "in what city": "place",
 }
 _QUESTION_WORDS = frozenset(
-    ["who", "whom", "whose", "when", "where", "what", "which", "why", "how", "many", "much", "does", "do", "did", "is", "are", "was", "were", "tell", "me", "please", "name", "list", "give"])
+    "who whom whose when where what which why how many much does do did is are was were tell me please "
+    "name list give".split()
+)
 _FOLLOW_UP = re.compile(r"\b(it|its|it's|they|them|their|this|that|these|those|he|she|his|her|there|the group|"
                         r"the standard|the committee|the task force|the report|the forum|the meeting)\b", re.I)
 _CAPITAL = re.compile(r"\b[A-Z][\w’'-]*[A-Z0-9][\w-]*\b|\b[A-Z][a-z]{2,}\b")
 _NUMBER = re.compile(r"\b\d[\d,.:/-]*\b")
 _STOP_CAPS = frozenset(
-    ["Who", "When", "Where", "What", "Which", "Why", "How", "Does", "Do", "Did", "Is", "Are", "Was", "Were", "The", "A", "An", "In", "On", "Of", "For", "And", "Tell", "Name", "List", "Give", "Please", "Can", "Could", "Has", "Have", "Had", "According"])
+    "Who When Where What Which Why How Does Do Did Is Are Was Were The A An In On Of For And Tell Name "
+    "List Give Please Can Could Has Have Had According".split()
+)
 
 
 @dataclass(frozen=True)

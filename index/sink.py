@@ -41,7 +41,8 @@ class IndexSink(LCVectorStore):
             self.on_embedded(len(texts[i : i + step]))
         metas = [{k: v for k, v in d.metadata.items() if k not in ("start", "end")} for d in documents]
         self.store.upsert(ids, vectors, metas, [d.page_content for d in documents])
-        self.db.put_chunks([{**d.metadata, "id": cid, "text": d.page_content} for cid, d in zip(ids, documents, strict=True)])
+        rows = [{**d.metadata, "id": cid, "text": d.page_content} for cid, d in zip(ids, documents, strict=True)]
+        self.db.put_chunks(rows)
         self.embedded += len(ids)
         return ids
 

@@ -9,8 +9,8 @@ from datetime import date
 
 from index.model import Article
 
-MONTHS = {m: i for i, m in enumerate(
-    ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"], 1)}
+_MONTH_NAMES = "january february march april may june july august september october november december"
+MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES.split(), 1)}
 _MONTH_RE = "|".join(m.capitalize() for m in MONTHS)
 BYLINE = re.compile(rf"^By [^\n]{{1,80}}? on (\d{{1,2}}) ({_MONTH_RE})(?: (\d{{4}}))?[ \t]*$", re.M)
 _HEADLINE_END = re.compile(r"[.,;:!?…]$")

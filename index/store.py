@@ -78,7 +78,7 @@ class ChromaStore:
         out: set[str] = set()
         offset, step = 0, 5000
         while True:
-            got = self._call(lambda: self._collection.get(include=[], limit=step, offset=offset))["ids"]
+            got = self._call(lambda o=offset: self._collection.get(include=[], limit=step, offset=o))["ids"]
             out.update(got)
             if len(got) < step:
                 return out

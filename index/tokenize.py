@@ -11,7 +11,10 @@ _SPACED = re.compile(r"\b(JTC|SC|WG|SG|TC|SDG|SyC|CD|FDIS|DIS)\s+(\d{1,4})\b", r
 _TOKEN = re.compile(r"[A-Za-z]*\d[\w]*(?:[-./:][\w]+)*|[^\W\d_]+(?:['’][a-z]+)?", re.U)
 _BRITISH = re.compile(r"is(?=ation|e\b|es\b|ed\b|ing\b)")
 _STOP = frozenset(
-    ["a", "an", "and", "are", "as", "at", "be", "been", "but", "by", "can", "could", "did", "do", "does", "for", "from", "had", "has", "have", "how", "i", "if", "in", "into", "is", "it", "its", "of", "on", "or", "our", "so", "such", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "to", "was", "we", "were", "what", "when", "where", "which", "who", "whom", "whose", "why", "will", "with", "would", "you", "your", "about", "also", "after", "all", "any", "both", "each", "more", "most", "other", "over", "same", "some", "up", "very"]
+    "a an and are as at be been but by can could did do does for from had has have how i if in into is it "
+    "its of on or our so such than that the their them then there these they this those to was we were "
+    "what when where which who whom whose why will with would you your about also after all any both each "
+    "more most other over same some up very".split()
 )
 
 
