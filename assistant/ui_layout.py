@@ -1,0 +1,127 @@
+"""Where everything sits in the chat window, and which handler each event calls.
+Named API endpoints (``/ask``, ``/chat``, ``/library``, ``/add_bulletins``,
+``/remove_bulletin``) make the same window scriptable with ``gradio_client``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+
+from assistant import ui_render as ui
+
+if TYPE_CHECKING:
+    from assistant.app import ChatApp
+
+TAGLINE = ("Answers about standards news (ISO/IEC JTC 1, IEC, ITU, SAC…) from your bulletins, "
+           "citing the passages it used.")
+PLACEHOLDER = ("<div style='text-align:center'><h3>Ask about standards news</h3>"
+               "<p>Every answer cites its passages; when the bulletins do not say, the assistant says so.</p>"
+               "</div>")
+
+
+def layout(app: ChatApp, examples: list[str]) -> gr.Blocks:
+    st = app.index.status()
+    docs = st["documents"]
+    publishers = sorted({d["publisher"] for d in docs if d.get("publisher")})
+    bulletin_choices = [(d["title"], d["doc_id"]) for d in docs]
+
+    with gr.Blocks(title="stdnews · standards news assistant", analytics_enabled=False) as demo:
+        turns = gr.State([])
+        feedback_id = gr.State(None)
+        with gr.Row(elem_id="sn-header"):
+            gr.HTML(f'<div><h1><span class="sn-logo">◆</span> stdnews</h1>'
+                    f'<div class="sn-tagline">{ui.esc(TAGLINE)}</div></div>')
+            status = gr.HTML(ui.status_html(st), elem_id="sn-status-line")
+        with gr.Tabs():
+            with gr.Tab("Ask", id="ask"), gr.Row(equal_height=False):
+                with gr.Column(scale=1, min_width=210, elem_id="sn-filters"):
+                    gr.Markdown("**Filters**")
+                    since = gr.Textbox(label="From date", placeholder="YYYY-MM-DD", max_lines=1)
+                    until = gr.Textbox(label="To date", placeholder="YYYY-MM-DD", max_lines=1)
+                    publisher = gr.Dropdown(label="Publisher", value="",
+                                            choices=[("Any publisher", ""), *[(p, p) for p in publishers]])
+                    bulletins = gr.Dropdown(label="Bulletins", choices=bulletin_choices, multiselect=True,
+                                            info="none chosen: all")
+                    k = gr.Slider(1, 10, value=app.bot.settings.k, step=1, label="Passages")
+                    gr.Markdown("A date filter leaves out articles whose date is unknown.",
+                                elem_classes="sn-hint")
+                    new_chat = gr.Button("New conversation", size="sm")
+                with gr.Column(scale=4, min_width=380):
+                    chatbot = gr.Chatbot(
+                        elem_id="sn-chat", show_label=False, height="64vh", layout="bubble",
+                        render_markdown=False, sanitize_html=True, allow_tags=False, latex_delimiters=[],
+                        buttons=[], feedback_options=("Like", "Dislike"), placeholder=PLACEHOLDER,
+                        examples=[{"text": q, "display_text": q} for q in examples])
+                    with gr.Row(equal_height=True):
+                        question = gr.Textbox(show_label=False, scale=8, max_lines=4, autofocus=True,
+                                              placeholder="Ask a question, e.g. Who convenes JTC 1/WG 11?",
+                                              elem_id="sn-question")
+                        send = gr.Button("Ask", variant="primary", scale=1, min_width=90, elem_id="sn-send")
+                    with gr.Group(visible=False, elem_id="sn-feedback") as feedback_box:
+                        comment = gr.Textbox(label="Comment (optional)", max_lines=4)
+                        comment_send = gr.Button("Send comment", size="sm")
+                with gr.Column(scale=3, min_width=320):
+                    sources = gr.HTML(ui.sources_placeholder(st["bulletins"]), elem_id="sn-sources")
+            with gr.Tab("Library", id="library"), gr.Row(equal_height=False):
+                with gr.Column(scale=3):
+                    table = gr.Dataframe(value=ui.library_rows(docs), headers=ui.LIBRARY_HEADERS,
+                                         interactive=False, wrap=True, show_label=False, elem_id="sn-table",
+                                         datatype=["str", "str", "str", "number", "number", "str", "str"],
+                                         column_widths=["36%", "11%", "11%", "8%", "8%", "11%", "15%"],
+                                         max_height=560)
+                    gr.Markdown("**What the last update did**")
+                    last = gr.HTML(ui.last_update_html(st["last_update"]), elem_id="sn-last-update")
+                with gr.Column(scale=2, min_width=300):
+                    gr.Markdown("**Add a bulletin** · .txt .md .html .pdf; saved into the corpus and indexed")
+                    files = gr.File(file_count="multiple", file_types=[".txt", ".md", ".html", ".htm", ".pdf"],
+                                    type="filepath", label="Bulletin files", elem_id="sn-upload")
+                    with gr.Row():
+                        up_publisher = gr.Textbox(label="Publisher (optional)", max_lines=1)
+                        up_date = gr.Textbox(label="Date (optional)", placeholder="YYYY-MM-DD", max_lines=1)
+                    up_title = gr.Textbox(label="Title (optional; else its first line)", max_lines=1)
+                    add_btn = gr.Button("Add to library", variant="primary", elem_id="sn-add")
+                    add_msg = gr.HTML(elem_id="sn-add-msg", min_height=40)
+                    gr.Markdown("**Remove a bulletin** · deletes its file from the corpus")
+                    to_remove = gr.Dropdown(label="Bulletin", choices=bulletin_choices, value=None)
+                    remove_btn = gr.Button("Remove…", elem_id="sn-remove")
+                    with gr.Row(visible=False) as confirm_row:
+                        remove_yes = gr.Button("Yes, remove it", variant="stop", size="sm")
+                        remove_no = gr.Button("Cancel", size="sm")
+                    remove_msg = gr.HTML(elem_id="sn-remove-msg", min_height=40)
+
+        refreshed = [status, publisher, bulletins, table, last, to_remove]
+        chat_in = [question, chatbot, turns, since, until, publisher, bulletins, k]
+        chat_out = [chatbot, sources, turns, question, feedback_box]
+        chat_opts: dict[str, Any] = {"show_progress": "hidden"}  # the chat shows its own "Searching…"
+        send.click(app.respond, chat_in, chat_out, api_name="chat", **chat_opts)
+        question.submit(app.respond, chat_in, chat_out, api_visibility="private", **chat_opts)
+        chatbot.example_select(_example_text, None, question, api_visibility="private").then(
+            app.respond, chat_in, chat_out, api_visibility="private", **chat_opts)
+        chatbot.select(app.show_turn, turns, sources, api_visibility="private")
+        chatbot.like(app.rate, turns, [turns, feedback_id, feedback_box, comment], api_visibility="private")
+        comment_send.click(app.comment, [feedback_id, comment], [feedback_box, comment], api_visibility="private")
+        def reset() -> tuple[Any, ...]:
+            return [], [], ui.sources_placeholder(app.index.status()["bulletins"]), None, gr.update(visible=False)
+
+        new_chat.click(reset, None, [chatbot, turns, sources, feedback_id, feedback_box], api_visibility="private")
+        chatbot.clear(reset, None, [chatbot, turns, sources, feedback_id, feedback_box], api_visibility="private")
+
+        def add(files: list[str] | None, publisher: str, date: str, title: str,
+                progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[Any, ...]:  # noqa: B008
+            return app.add(files, publisher, date, title, progress)
+
+        add_btn.click(add, [files, up_publisher, up_date, up_title], [add_msg, files, *refreshed],
+                      api_name="add_bulletins", concurrency_limit=1, concurrency_id="library", show_progress_on=add_msg)
+        remove_btn.click(lambda d: gr.update(visible=bool(d)), to_remove, confirm_row, api_visibility="private")
+        remove_no.click(lambda: gr.update(visible=False), None, confirm_row, api_visibility="private")
+        remove_yes.click(app.remove, to_remove, [remove_msg, confirm_row, *refreshed], api_name="remove_bulletin",
+                         concurrency_limit=1, concurrency_id="library", show_progress_on=remove_msg)
+        demo.load(app.refresh, None, refreshed, api_name="library", show_progress="hidden")
+        gr.api(app.ask, api_name="ask")
+    return demo
+
+
+def _example_text(evt: gr.SelectData) -> str:
+    value = evt.value
+    return value.get("text", "") if isinstance(value, dict) else str(value)

@@ -1,0 +1,213 @@
+"""HTML for the chat window. Everything that comes from a bulletin (or a user) goes
+through ``html.escape`` here: a bulletin is data, never markup."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from html import escape
+from typing import Any
+
+from assistant.pipeline import AskResult
+from assistant.retrieve import Passage
+
+BulletinLookup = Callable[[str], dict[str, Any] | None]
+
+_CITE = re.compile(r"\[(\d{1,3})\]")
+_PARA = re.compile(r"\n\s*\n+")
+
+
+def esc(text: object) -> str:
+    return escape("" if text is None else str(text), quote=True)
+
+
+def text_html(text: str) -> str:
+    """Plain text as HTML: escaped, paragraphs kept, single newlines as line breaks."""
+    paras = [p.strip() for p in _PARA.split(text) if p.strip()]
+    return "".join(f"<p>{esc(p).replace(chr(10), '<br>')}</p>" for p in paras)
+
+
+# chat messages ---------------------------------------------------------------
+def user_html(question: str) -> str:
+    return f'<div class="sn-user">{esc(question)}</div>'
+
+
+def pending_html() -> str:
+    return '<div class="sn-pending"><span class="sn-dot"></span>Searching the bulletins…</div>'
+
+
+def streaming_html(text: str) -> str:
+    """A partial answer; ``[n]`` markers are left out until the citation check has numbered them."""
+    shown = re.sub(r"\s*\[\d{1,3}\]", "", text)
+    return f'<div class="sn-answer sn-streaming">{esc(shown)}<span class="sn-caret"></span></div>'
+
+
+def answer_html(result: AskResult, turn: int) -> str:
+    """The final answer: ``[n]`` as links to the source cards, or a refusal styled as one."""
+    if result.refused:
+        return ('<div class="sn-refusal"><div class="sn-refusal-head">Not found in the bulletins</div>'
+                f'<div class="sn-refusal-body">{esc(result.answer)}</div>'
+                '<div class="sn-refusal-hint">The nearest passages are listed under Sources; '
+                'try other words, or widen the filters.</div></div>')
+
+    def link(m: re.Match[str]) -> str:
+        n = int(m.group(1))
+        if not 1 <= n <= len(result.citations):
+            return m.group(0)
+        p = result.citations[n - 1]
+        return (f'<a class="sn-cite" href="#sn-src-{turn}-{n}" data-turn="{turn}" data-n="{n}"'
+                f' title="{esc(p.bulletin_title)}">[{n}]</a>')
+
+    return f'<div class="sn-answer">{_CITE.sub(link, esc(result.answer))}</div>'
+
+
+def error_html(message: str) -> str:
+    return f'<div class="sn-refusal sn-error"><div class="sn-refusal-head">Something went wrong</div>' \
+           f'<div class="sn-refusal-body">{esc(message)}</div></div>'
+
+
+# sources panel ------------------------------------------------------------------
+def sources_placeholder(bulletins: int) -> str:
+    if not bulletins:
+        return ('<div class="sn-sources-empty">No bulletins are indexed yet. Add one in the <b>Library</b> tab,'
+                ' or run <code>stdnews index update</code>.</div>')
+    return ('<div class="sn-sources-empty">Ask a question: the passages behind each answer appear here, '
+            'with the sentence that supports it highlighted.</div>')
+
+
+def sources_html(result: AskResult, turn: int, lookup: BulletinLookup, index_version: str = "") -> str:
+    """Source cards for one answer (cited passages, or the nearest ones after a refusal)."""
+    cache: dict[str, dict[str, Any] | None] = {}
+
+    def bulletin(doc_id: str) -> dict[str, Any] | None:
+        if doc_id not in cache:
+            cache[doc_id] = lookup(doc_id)
+        return cache[doc_id]
+
+    if result.refused:
+        head = ('<div class="sn-sources-head sn-near">Nearest passages'
+                '<span class="sn-sub">not enough to answer, shown so you can judge</span></div>')
+        cards = [_card(p, p.rank, [], turn, bulletin(p.doc_id), near=True) for p in result.passages[:3]]
+        if not cards:
+            cards = ['<div class="sn-sources-empty">Nothing matched the question and filters.</div>']
+    else:
+        head = (f'<div class="sn-sources-head">Sources<span class="sn-sub">{len(result.citations)} passage'
+                f'{"s" if len(result.citations) != 1 else ""} cited</span></div>')
+        quotes = result.quotes or [[] for _ in result.citations]
+        cards = [_card(p, n, q, turn, bulletin(p.doc_id))
+                 for n, (p, q) in enumerate(zip(result.citations, quotes, strict=False), 1)]
+    return f'<div class="sn-sources" data-turn="{turn}">{head}{"".join(cards)}{_footer(result, index_version)}</div>'
+
+
+def _card(p: Passage, n: int, quotes: Sequence[str], turn: int, bulletin: dict[str, Any] | None,
+          near: bool = False) -> str:
+    meta = [esc(p.publisher) if p.publisher else '<span class="sn-unknown">publisher unknown</span>',
+            esc(p.date) if p.date else '<span class="sn-unknown">date unknown</span>']
+    bulletin_line = (f'<div class="sn-bulletin">{esc(p.bulletin_title)}</div>'
+                     if p.bulletin_title and p.bulletin_title != p.title else "")
+    article = _article_html(p, bulletin)
+    return (f'<div class="sn-source{" sn-source-near" if near else ""}" id="sn-src-{turn}-{n}">'
+            f'<div class="sn-source-head"><span class="sn-n">{n}</span>'
+            f'<span class="sn-title">{esc(p.title)}</span></div>{bulletin_line}'
+            f'<div class="sn-meta">{" · ".join(meta)}</div>'
+            f'<blockquote class="sn-passage">{highlight(p.text, quotes)}</blockquote>{article}</div>')
+
+
+def _article_html(p: Passage, bulletin: dict[str, Any] | None) -> str:
+    """The whole article around a passage, folded; the passage itself is marked in it."""
+    if not bulletin or p.start < 0:
+        return ""
+    text = bulletin.get("text") or ""
+    art = next((a for a in bulletin.get("articles", []) if a["start"] <= p.start < a["end"]), None)
+    lo, hi = (art["start"], art["end"]) if art else (0, len(text))
+    body = (f'{text_html(text[lo:p.start])}<div class="sn-in-article">{text_html(text[p.start:p.end])}</div>'
+            f'{text_html(text[p.end:hi])}')
+    label = "Open the whole article" if art else "Open the whole bulletin"
+    return (f'<details class="sn-article"><summary>{label}'
+            f'<span class="sn-sub">{esc(p.doc_id)}</span></summary><div class="sn-article-text">{body}</div>'
+            '</details>')
+
+
+def highlight(text: str, quotes: Sequence[str]) -> str:
+    """Escaped ``text`` with each supporting sentence in ``<mark>``."""
+    spans: list[tuple[int, int]] = []
+    for q in quotes:
+        words = q.split()
+        if not words:
+            continue
+        m = re.search(r"\s+".join(re.escape(w) for w in words), text)
+        if m is None and len(words) > 3:  # cleaned sentence (bullet, trailing mark): match its core
+            m = re.search(r"\s+".join(re.escape(w) for w in words[1:-1]), text)
+        if m:
+            spans.append(m.span())
+    out, pos = [], 0
+    for s, e in sorted(spans):
+        if s < pos:
+            s = pos
+        if e <= s:
+            continue
+        out.append(esc(text[pos:s]))
+        out.append(f'<mark class="sn-support">{esc(text[s:e])}</mark>')
+        pos = e
+    out.append(esc(text[pos:]))
+    return "".join(out).replace("\n", "<br>")
+
+
+def _footer(result: AskResult, index_version: str) -> str:
+    t = result.timings_ms
+    parts = [f"{label} {t[key]:.0f} ms" for key, label in (("retrieval", "retrieval"), ("answer", "answer"))
+             if key in t]
+    parts.append(esc(result.answerer))
+    if index_version:
+        parts.append(f"index {esc(index_version)}")
+    notes = "".join(f"<li>{esc(n)}</li>" for n in result.notes)
+    query = f"<li>search query: {esc(result.query)}</li>" if result.query and result.query != result.question else ""
+    details = f'<details class="sn-notes"><summary>details</summary><ul>{query}{notes}</ul></details>' \
+        if notes or query else ""
+    return f'<div class="sn-timings">{" · ".join(parts)}{details}</div>'
+
+
+# library ------------------------------------------------------------------------
+LIBRARY_HEADERS = ["Title", "Publisher", "Date", "Articles", "Chunks", "Added", "ID"]
+
+
+def library_rows(bulletins: Sequence[dict[str, Any]]) -> list[list[Any]]:
+    """One row per bulletin; the table shows cells as text, so nothing is escaped here."""
+    rows = []
+    for b in sorted(bulletins, key=lambda b: (b.get("date") or "", b["doc_id"]), reverse=True):
+        added = datetime.fromtimestamp(b["indexed_at"]).strftime("%Y-%m-%d") if b.get("indexed_at") else ""
+        rows.append([b["title"], b.get("publisher") or "", b.get("date") or "", len(b.get("articles", [])),
+                     b.get("chunks", 0), added, b["doc_id"]])
+    return rows
+
+
+def status_html(status: dict[str, Any]) -> str:
+    n = status["bulletins"]
+    if not n:
+        return '<span class="sn-status">no bulletins indexed yet</span>'
+    return (f'<span class="sn-status">{n} bulletin{"s" if n != 1 else ""} · {status["articles"]} articles · '
+            f'{status["chunks"]} passages · index {esc(status["fingerprint"])}</span>')
+
+
+def last_update_html(last: dict[str, Any] | None) -> str:
+    """What the last update (or add) changed, and the articles it brought in."""
+    if not last:
+        return '<div class="sn-update">No update has run yet.</div>'
+    when = datetime.fromtimestamp(last["at"]).strftime("%Y-%m-%d %H:%M")
+    items = []
+    for label, key in (("added", "added_docs"), ("changed", "changed_docs"), ("removed", "removed_docs")):
+        if last.get(key):
+            items.append(f"{label}: {', '.join(f'<code>{esc(d)}</code>' for d in last[key])}")
+    failed = last.get("failed") or []
+    if failed:
+        items.append("could not index: " + "; ".join(f"<code>{esc(p)}</code> ({esc(w)})" for p, w in failed))
+    summary = " · ".join(items) or "nothing changed"
+    arts = last.get("new_articles") or []
+    lis = "".join(f'<li><span class="sn-date">{esc(a.get("date") or "date unknown")}</span> '
+                  f'<b>{esc(a["title"])}</b><div class="sn-lead">{esc(a.get("lead") or "")}</div></li>'
+                  for a in arts[:12])
+    more = f'<li class="sn-sub">and {len(arts) - 12} more</li>' if len(arts) > 12 else ""
+    new = f'<div class="sn-sub">New articles</div><ul class="sn-new">{lis}{more}</ul>' if arts else ""
+    return (f'<div class="sn-update"><div><b>Last {esc(last["kind"])}</b> <span class="sn-sub">{when} · '
+            f'embedded {last.get("embedded", 0)} passages</span></div><div>{summary}</div>{new}</div>')
