@@ -1,0 +1,338 @@
+"""LLM answers through LangChain chat models: any OpenAI-compatible server, Ollama,
+or a local GGUF file run in-process by llama.cpp. The extractive answerer stays
+the evidence gate (it refuses, the LLM is never asked) and the fallback (an
+unreachable or failing server gives its answer plus a one-line note)."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import PrivateAttr
+
+from assistant import prompt
+from assistant.answer import Draft, History, OnDelta
+from assistant.compose import ExtractiveAnswerer, sentences
+from assistant.question import standalone
+from assistant.retrieve import Passage
+from index.errors import UserError
+from index.settings import Settings
+from index.tokenize import tokens
+
+__all__ = ["BACKENDS", "LLMAnswerer", "LlamaCppChat", "make_llm_answerer"]
+
+MAX_TOKENS = 256
+_MULTI = re.compile(r"\[(?:passages?|sources?|refs?\.?)?\s*(\d{1,3}(?:\s*(?:[,;]|and|-|–)\s*\d{1,3})*)\s*\]", re.I)
+_CITE = re.compile(r"\[(\d{1,3})\]")
+_SENT = re.compile(r"(?<=[.!?])\s+")
+
+
+class LLMAnswerer:
+    """Streams an LLM's cited answer; refuses and falls back exactly like the extractive path."""
+
+    def __init__(self, chat: BaseChatModel, fallback: ExtractiveAnswerer, name: str = "llm",
+                 cooldown_s: float = 30.0, min_overlap: float = 0.5) -> None:
+        self.chat = chat
+        self.fallback = fallback
+        self.name = name
+        self.cooldown_s = cooldown_s  # after a failure, skip the LLM this long instead of waiting again
+        self.min_overlap = min_overlap
+        self._down: tuple[float, str] | None = None  # (monotonic time, reason) of the last failure
+
+    def answer(self, question: str, passages: Sequence[Passage], history: History = (),
+               on_delta: OnDelta | None = None) -> Draft:
+        gate = self.fallback.draft(question, passages, history)
+        if gate.refused or self._is_down():
+            return self._fall_back(gate, on_delta, sent=False)
+        sent = False
+        parts: list[str] = []
+        try:
+            for chunk in self.chat.stream(prompt.answer_messages(question, passages, history)):
+                delta = str(chunk.text)
+                if delta:
+                    parts.append(delta)
+                    sent = True
+                    if on_delta:
+                        on_delta(delta)
+        except Exception as exc:
+            note = self._failure(exc)
+            if note is None:
+                raise
+            return self._fall_back(gate, on_delta, sent, note)
+        text = tidy("".join(parts))
+        if not text:
+            return self._fall_back(gate, on_delta, sent, "LLM returned no text; extractive answer shown")
+        return self._draft(text, passages)
+
+    def condense(self, question: str, history: History) -> str:
+        """The follow-up rewritten by the LLM as a standalone question; the heuristic one when that fails."""
+        if not history or self._is_down():
+            return standalone(question, history)
+        try:
+            reply = str(self.chat.invoke(prompt.condense_messages(question, history)).text)
+        except Exception as exc:
+            if self._failure(exc) is None:
+                raise
+            return standalone(question, history)
+        line = next((s.strip() for s in reply.splitlines() if s.strip()), "")
+        line = re.sub(r"^(standalone question|question)\s*:\s*", "", line, flags=re.I).strip(" \"'“”")
+        if not 3 <= len(line) <= max(300, 3 * len(question)):
+            return standalone(question, history)
+        return line
+
+    def _draft(self, text: str, passages: Sequence[Passage]) -> Draft:
+        """The LLM's text with the passage sentences nearest each cited sentence as quotes, and a note
+        for sentences that share few words with the passages they cite."""
+        quotes: dict[int, list[str]] = {}
+        weak = 0
+        for sent in _SENT.split(text):
+            nums = [n for n in map(int, _CITE.findall(sent)) if 1 <= n <= len(passages)]
+            words = set(tokens(_CITE.sub("", sent)))
+            if not nums or not words:
+                continue
+            cited = set().union(*(tokens(passages[n - 1].text) for n in nums))
+            if len(words & cited) / len(words) < self.min_overlap:
+                weak += 1
+            for n in nums:
+                best = max(sentences(passages[n - 1].text) or [passages[n - 1].text],
+                           key=lambda s: len(words & set(tokens(s))))
+                if best not in quotes.setdefault(n, []):
+                    quotes[n].append(best)
+        notes = [f"{weak} sentence(s) share few words with the passages they cite"] if weak else []
+        return Draft(text, notes=notes, quotes=quotes)
+
+    def _fall_back(self, gate: Draft, on_delta: OnDelta | None, sent: bool, note: str | None = None) -> Draft:
+        if note is None and not gate.refused and self._down:
+            note = f"LLM unreachable ({self._down[1]}, {time.monotonic() - self._down[0]:.0f} s ago); " \
+                   "extractive answer shown"
+        if note:
+            gate.notes.insert(0, note)
+        if on_delta:
+            on_delta(("\n\n" if sent else "") + gate.text)  # replaces any partial LLM text shown
+        return gate
+
+    def _is_down(self) -> bool:
+        if self._down and time.monotonic() - self._down[0] > self.cooldown_s:
+            self._down = None
+        return self._down is not None
+
+    def _failure(self, exc: Exception) -> str | None:
+        """The one-line note for a connection, timeout or server error; None for anything else (a bug).
+        An unreachable server is remembered for ``cooldown_s`` so the next call does not wait again."""
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:160]
+        if isinstance(exc, _unreachable()):
+            self._down = (time.monotonic(), reason)
+            return f"LLM unreachable ({reason}); extractive answer shown"
+        if isinstance(exc, _server_errors()):
+            return f"LLM error ({reason}); extractive answer shown"
+        return None
+
+
+def tidy(text: str) -> str:
+    """Normalise citation spellings small models use (``[1, 2]``, ``[Passage 3]``, ``[1-2]``) to ``[n]``."""
+
+    def expand(m: re.Match[str]) -> str:
+        nums: list[int] = []
+        for part in re.split(r"\s*(?:[,;]|and)\s*", m.group(1)):
+            lo, _, hi = re.sub(r"\s", "", part).replace("–", "-").partition("-")
+            if hi and lo.isdigit() and hi.isdigit() and 0 < int(hi) - int(lo) < 10:
+                nums.extend(range(int(lo), int(hi) + 1))
+            elif lo.isdigit():
+                nums.append(int(lo))
+        return "".join(f"[{n}]" for n in nums)
+
+    return _MULTI.sub(expand, text).strip()
+
+
+def _unreachable() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean the LLM server cannot be reached or did not answer in time."""
+    kinds: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    try:
+        import httpx
+
+        kinds.append(httpx.TransportError)  # connect/read timeouts, refused, reset (Ollama's client)
+    except ImportError:
+        pass
+    try:
+        import openai
+
+        kinds.append(openai.APIConnectionError)  # includes APITimeoutError
+    except ImportError:
+        pass
+    return tuple(kinds)
+
+
+def _server_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean the server answered with an error (unknown model, prompt too long)."""
+    kinds: list[type[BaseException]] = []
+    try:
+        import httpx
+
+        kinds.append(httpx.HTTPStatusError)
+    except ImportError:
+        pass
+    try:
+        import openai
+
+        kinds.append(openai.APIStatusError)
+    except ImportError:
+        pass
+    try:
+        import ollama
+
+        kinds.append(ollama.ResponseError)
+    except ImportError:
+        pass
+    return tuple(kinds)
+
+
+# --- backends ---------------------------------------------------------------------------------------------
+
+
+def _openai(settings: Settings) -> tuple[BaseChatModel, str]:
+    try:
+        from langchain_openai import ChatOpenAI
+    except ImportError as exc:
+        raise UserError("--llm openai needs langchain-openai: pip install 'stdnews[llm]'") from exc
+    if not settings.llm_base_url and settings.llm_api_key == "not-needed":
+        raise UserError("--llm openai needs --llm-base-url URL (any OpenAI-compatible server) or an API key")
+    model = settings.llm_model or "default"  # llama.cpp's server and many others ignore the name
+    chat = ChatOpenAI(base_url=settings.llm_base_url, model=model, api_key=settings.llm_api_key,
+                      timeout=settings.llm_timeout, max_retries=0, streaming=True, temperature=0.0,
+                      max_tokens=MAX_TOKENS)
+    return chat, f"openai:{model}"
+
+
+def _ollama(settings: Settings) -> tuple[BaseChatModel, str]:
+    try:
+        from langchain_ollama import ChatOllama
+    except ImportError as exc:
+        raise UserError("--llm ollama needs langchain-ollama: pip install 'stdnews[llm]'") from exc
+    if not settings.llm_model:
+        raise UserError("--llm ollama needs --llm-model NAME (a model pulled into Ollama, e.g. llama3.2)")
+    chat = ChatOllama(model=settings.llm_model, base_url=settings.llm_base_url, temperature=0.0,
+                      num_predict=MAX_TOKENS, client_kwargs={"timeout": settings.llm_timeout})
+    return chat, f"ollama:{settings.llm_model}"
+
+
+def _llamacpp(settings: Settings) -> tuple[BaseChatModel, str]:
+    path = settings.llm_model_path
+    if path is None or not Path(path).is_file():
+        raise UserError(f"--llm llamacpp needs --llm-model-path FILE.gguf (got {path}); point it at a GGUF file")
+    return LlamaCppChat(model_path=str(path)), f"llamacpp:{Path(path).stem}"
+
+
+BACKENDS: dict[str, Callable[[Settings], tuple[BaseChatModel, str]]] = {
+    "openai": _openai, "ollama": _ollama, "llamacpp": _llamacpp}
+
+
+def make_llm_answerer(settings: Settings, fallback: ExtractiveAnswerer) -> LLMAnswerer:
+    """The answerer for ``settings.llm``; the extractive ``fallback`` gates and backs it up."""
+    if settings.llm not in BACKENDS:
+        raise UserError(f"--llm {settings.llm!r} is not one of {', '.join(BACKENDS)}")
+    chat, name = BACKENDS[settings.llm](settings)
+    return LLMAnswerer(chat, fallback, name=name)
+
+
+class LlamaCppChat(BaseChatModel):
+    """A GGUF model run in-process by llama-cpp-python, as a LangChain chat model that streams.
+
+    Written here rather than taken from langchain-community: that package is large and this is
+    forty lines; the GGUF's own chat template formats the messages."""
+
+    model_path: str
+    n_ctx: int = 4096
+    n_threads: int | None = None
+    max_tokens: int = MAX_TOKENS
+    temperature: float = 0.0
+    _llama: Any = PrivateAttr(default=None)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    def model_post_init(self, context: Any, /) -> None:
+        try:
+            import llama_cpp
+        except ImportError as exc:
+            raise UserError("--llm llamacpp needs llama-cpp-python: pip install 'stdnews[llamacpp]'") from exc
+        try:
+            with plain_cpu_buffers():
+                self._llama = llama_cpp.Llama(model_path=self.model_path, n_ctx=self.n_ctx,
+                                              n_threads=self.n_threads, verbose=False)
+        except ValueError as exc:
+            raise UserError(f"{self.model_path}: llama.cpp cannot load it ({exc}); is it a GGUF file?") from exc
+
+    @property
+    def _llm_type(self) -> str:
+        return "llama-cpp-in-process"
+
+    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        roles = {"system": "system", "human": "user", "ai": "assistant"}
+        chat = [{"role": roles.get(m.type, "user"), "content": m.text} for m in messages]
+        with self._lock:  # one llama.cpp context, one generation at a time
+            for part in self._llama.create_chat_completion(
+                    messages=chat, stream=True, stop=stop, max_tokens=self.max_tokens,
+                    temperature=self.temperature):
+                delta = part["choices"][0]["delta"].get("content") or ""
+                if delta:
+                    if run_manager:
+                        run_manager.on_llm_new_token(delta)
+                    yield ChatGenerationChunk(message=AIMessageChunk(content=delta))
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        text = "".join(c.text for c in self._stream(messages, stop, run_manager, **kwargs))
+        return ChatResult(generations=[ChatGeneration(message=AIMessageChunk(content=text))])
+
+
+_PARAMS_LOCK = threading.Lock()
+
+
+@contextmanager
+def plain_cpu_buffers() -> Iterator[None]:
+    """Load models without llama.cpp's extra CPU buffer types when the library was built with AMX.
+
+    The AMX matrix kernels of a natively built wheel crash (SIGSEGV in ``ldtilecfg``) on the
+    virtual machines this project runs on; plain buffers cost some speed, never correctness."""
+    import llama_cpp
+
+    if not amx_built():
+        yield
+        return
+    with _PARAMS_LOCK:
+        original = llama_cpp.llama_cpp.llama_model_default_params
+
+        def params() -> Any:
+            p = original()
+            p.use_extra_bufts = False
+            return p
+
+        llama_cpp.llama_cpp.llama_model_default_params = params
+        try:
+            yield
+        finally:
+            llama_cpp.llama_cpp.llama_model_default_params = original
+
+
+def amx_built() -> bool:
+    """Whether the installed llama.cpp CPU library has AMX kernels compiled in (and the CPU has AMX)."""
+    import ctypes
+
+    import llama_cpp
+
+    for name in ("libggml-cpu.so", "libggml-cpu.dylib", "ggml-cpu.dll"):
+        lib = Path(llama_cpp.__file__).parent / "lib" / name
+        if lib.exists():
+            try:
+                return bool(ctypes.CDLL(str(lib)).ggml_cpu_has_amx_int8())
+            except (OSError, AttributeError):
+                return False
+    return False
