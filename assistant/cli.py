@@ -41,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", type=Path)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=cmd_index_add)
+    p = isub.add_parser("watch", help="keep the index current as files arrive in the corpus folder")
+    _common(p)
+    p.add_argument("--interval", type=float, default=5.0, help="seconds between polls (default 5)")
+    p.set_defaults(handler=cmd_index_watch)
     p = isub.add_parser("status", help="what the index holds")
     _common(p)
     p.add_argument("--verify", action="store_true", help="check record manager, Chroma and BM25 agree")
@@ -56,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", default=None, help="only articles on or before YYYY-MM-DD")
     p.add_argument("--publisher", default=None)
     p.add_argument("--bulletin", action="append", default=None, help="doc_id (repeatable)")
+    p.add_argument("--standard", action="append", default=None,
+                   help="only passages naming this standard or committee, any spelling (repeatable)")
+    p.add_argument("--org", action="append", default=None, help="only passages naming this organisation")
     p.add_argument("--history", type=Path, default=None, help="JSON file of earlier [user, assistant] turns")
     _llm_flags(p)
     p.set_defaults(handler=cmd_ask)
@@ -67,6 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auth", default=argparse.SUPPRESS, help="USER:PASS (or STDNEWS_AUTH)")
     _llm_flags(p)
     p.set_defaults(handler=cmd_chat)
+
+    p = sub.add_parser("whats-new", help="articles that updates added, from the index's own log")
+    _common(p)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--since", default=None, help="everything added on or after YYYY-MM-DD")
+    g.add_argument("--last-update", action="store_true", help="what the last update added (default)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_whats_new)
 
     fb = sub.add_parser("feedback", help="answers users rated in the chat window")
     fsub = fb.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -143,6 +158,46 @@ def cmd_index_add(args: argparse.Namespace) -> int:
     return _print_report(_index(args).add(args.files, progress=not args.quiet))
 
 
+def cmd_index_watch(args: argparse.Namespace) -> int:
+    import signal
+    import time
+
+    index = _index(args)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    print(f"watching {index.settings.corpus} every {args.interval:g} s; Ctrl-C to stop", flush=True)
+    failing: set[tuple[str, str]] = set()
+    try:
+        while True:
+            report = index.update(progress=False)
+            if report.added_docs or report.changed_docs or report.removed_docs:
+                print(report.summary(), flush=True)
+                for art in report.new_articles:
+                    print(f"  + {art['date'] or '????-??-??'}  {art['title']}  ({art['doc_id']})", flush=True)
+            for path, why in set(report.failed) - failing:  # say each problem once, not every poll
+                print(f"error: {path}: {why}", file=sys.stderr, flush=True)
+            failing = set(report.failed)
+            time.sleep(args.interval)
+    except KeyboardInterrupt:
+        print("stopped watching", flush=True)
+    return 0
+
+
+def cmd_whats_new(args: argparse.Namespace) -> int:
+    from index.indexer import Index
+
+    articles = Index(settings_from(args)).whats_new(since=args.since)
+    if args.json:
+        print(json.dumps(articles, ensure_ascii=False, indent=2))
+        return 0
+    if not articles:
+        print("nothing new" + (f" since {args.since}" if args.since else " in the last update"))
+    for a in articles:
+        print(f"{a['date'] or '????-??-??'}  {a['title']}  [{a['publisher'] or '?'}; {a['doc_id']}]")
+        if a.get("lead"):
+            print(f"    {a['lead']}")
+    return 0
+
+
 def cmd_index_status(args: argparse.Namespace) -> int:
     index = _index(args)
     st = index.status()
@@ -151,10 +206,13 @@ def cmd_index_status(args: argparse.Namespace) -> int:
         print(json.dumps({**st, "problems": problems}, indent=2, default=str))
     else:
         print(f"data directory: {st['home']}   store: {st['store']}   fingerprint: {st['fingerprint']}")
-        print(f"{st['bulletins']} bulletins, {st['articles']} articles, {st['chunks']} chunks")
+        print(f"{st['bulletins']} bulletins, {st['articles']} articles, {st['chunks']} chunks,"
+              f" {len(st['duplicates'])} duplicate group(s)")
         for d in st["documents"]:
             print(f"  {d['doc_id']}: {len(d['articles'])} article(s), {d['chunks']} chunks"
                   f" - {d['publisher'] or '?'} {d['date'] or ''}")
+        for grp in st["duplicates"]:
+            print("  same story: " + "  =  ".join(f"{d['doc_id']} \"{d['title'][:60]}\"" for d in grp))
         last = st["last_update"]
         if last:
             from datetime import datetime
@@ -185,7 +243,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
             history = [tuple(t) for t in json.loads(args.history.read_text())]  # type: ignore[misc]
         except (OSError, ValueError, TypeError) as exc:
             raise UserError(f"--history {args.history}: not a JSON list of [user, assistant] pairs ({exc})") from None
-    filters = Filters.parse(since=args.since, until=args.until, publisher=args.publisher, bulletins=args.bulletin)
+    filters = Filters.parse(since=args.since, until=args.until, publisher=args.publisher, bulletins=args.bulletin,
+                            standards=args.standard, orgs=args.org)
     bot = Assistant(settings)
     if args.json:
         result = bot.ask(args.question, history=history, k=args.k, filters=filters)
@@ -193,7 +252,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return 0
     result = bot.ask(args.question, history=history, k=args.k, filters=filters,
                      on_delta=lambda d: print(d, end="", flush=True))
-    print()
+    print(f" (as of {result.as_of})" if result.as_of else "")
     print(result.render_sources())
     return 0
 

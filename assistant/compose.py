@@ -13,6 +13,8 @@ import numpy as np
 from assistant.answer import REFUSAL, Draft, History, OnDelta
 from assistant.question import Question, analyse, standalone
 from assistant.retrieve import Passage
+from index.identifiers import find_identifiers
+from index.identifiers import keys as identifier_keys
 from index.tokenize import normalise, tokens
 
 Embed = Callable[[list[str]], list[list[float]]]
@@ -66,8 +68,13 @@ class ExtractiveAnswerer:
         kind = "year" if _YEAR_Q.search(question) else q.kind
         if not passages:
             return Draft(REFUSAL, refused=True, notes=["nothing was retrieved"])
-        evidence = normalise(" ".join(p.text for p in passages)).lower()
-        missing = [t for t in q.specific if normalise(t).lower() not in evidence]
+        joined = " ".join(p.text for p in passages)
+        evidence = normalise(joined).lower()
+        wanted = find_identifiers(question)
+        have = identifier_keys(joined)
+        missing = [i.label for i in wanted if i.key not in have]
+        covered = " ".join(i.label for i in wanted) + " " + " ".join(i.key for i in wanted)
+        missing += [t for t in q.specific if t not in covered and normalise(t).lower() not in evidence]
         if missing:
             return Draft(f"{REFUSAL} They do not mention {', '.join(repr(m) for m in missing[:3])}.",
                          refused=True, notes=[f"absent from the evidence: {', '.join(missing)}"])

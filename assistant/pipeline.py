@@ -35,6 +35,7 @@ class AskResult:
     notes: list[str] = field(default_factory=list)
     unsupported: list[str] = field(default_factory=list)
     answerer: str = "extractive"
+    as_of: str | None = None  # date of the newest cited article; the answer text ends with it
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -43,7 +44,7 @@ class AskResult:
             "refused": self.refused,
             "citations": [
                 {"n": n, "doc_id": p.doc_id, "title": p.title, "publisher": p.publisher, "date": p.date,
-                 "chunk_id": p.chunk_id, "text": p.text}
+                 "chunk_id": p.chunk_id, "text": p.text, "also_in": p.also_in}
                 for n, p in enumerate(self.citations, 1)
             ],
             "passages": [
@@ -66,6 +67,9 @@ class AskResult:
         for n, p in shown:
             when = f", {p.date}" if p.date else ""
             lines.append(f"  [{n}] {p.title} ({p.publisher or 'unknown publisher'}{when}) - {p.doc_id}")
+            for other in p.also_in:
+                lines.append(f"      also reported in {other['doc_id']} ({other['publisher'] or '?'}"
+                             f"{', ' + other['date'] if other['date'] else ''})")
         for note in self.notes:
             lines.append(f"note: {note}")
         return "\n".join(lines)
@@ -99,16 +103,21 @@ class Assistant:
         draft = self.answerer.answer(question, passages, history, on_delta)
         checked = check_citations(draft, passages)
         t2 = time.perf_counter()
+        answer, as_of = checked.text, None
+        dates = [p.date for p in checked.cited if p.date]
+        if not draft.refused and dates:
+            as_of = max(dates)
+            answer = f"{answer} (as of {as_of})"
         notes = list(draft.notes)
         if checked.dropped:
             notes.append(f"removed citation(s) to passages not given: {sorted(set(checked.dropped))}")
         if checked.unsupported:
             notes.append(f"{len(checked.unsupported)} sentence(s) without a citation")
         return AskResult(
-            question=question, answer=checked.text, refused=draft.refused,
+            question=question, answer=answer, refused=draft.refused,
             citations=[] if draft.refused else checked.cited, quotes=[] if draft.refused else checked.quotes,
             passages=passages, query=query, notes=notes, unsupported=checked.unsupported,
-            answerer=self.answerer.name,
+            answerer=self.answerer.name, as_of=as_of,
             timings_ms={"retrieval": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000},
         )
 

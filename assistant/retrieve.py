@@ -9,11 +9,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from index.errors import UserError
+from index.identifiers import keys as identifier_keys
+from index.identifiers import find_identifiers
 from index.indexer import Index
 from index.model import date_num
 from index.settings import Settings
 
 _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+_RECENT = re.compile(r"\b(latest|most recent|recent|recently|newest)\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -24,18 +27,34 @@ class Filters:
     until: str | None = None
     publisher: str | None = None
     bulletins: tuple[str, ...] = ()
+    standards: tuple[str, ...] = ()  # identifier keys (index.identifiers), any of them
+    orgs: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, since: str | None = None, until: str | None = None, publisher: str | None = None,
-              bulletins: list[str] | tuple[str, ...] | None = None) -> Filters:
+              bulletins: list[str] | tuple[str, ...] | None = None, standards: list[str] | None = None,
+              orgs: list[str] | None = None) -> Filters:
         for name, value in (("--since", since), ("--until", until)):
             if value and not _DATE.match(value):
                 raise UserError(f"{name} {value!r} is not a date; use YYYY-MM-DD")
-        return cls(since or None, until or None, publisher or None, tuple(bulletins or ()))
+        keys: list[str] = []
+        for raw in standards or ():
+            found = [i.key for i in find_identifiers(raw)]
+            if not found:
+                raise UserError(f"--standard {raw!r} is not a standard or committee I recognise"
+                                " (e.g. 'ISO/IEC 30145-3', 'GB/T 35273', 'JTC 1/WG 11')")
+            keys.extend(found)
+        return cls(since or None, until or None, publisher or None, tuple(bulletins or ()),
+                   tuple(dict.fromkeys(keys)), tuple(orgs or ()))
 
     @property
     def empty(self) -> bool:
-        return not (self.since or self.until or self.publisher or self.bulletins)
+        return not (self.since or self.until or self.publisher or self.bulletins or self.standards or self.orgs)
+
+    @property
+    def needs_ids(self) -> bool:
+        """Facet filters live in the chunk table; Chroma then gets the allowed ids."""
+        return bool(self.standards or self.orgs)
 
     def _bounds(self) -> tuple[int | None, int | None]:
         lo = date_num(self.since) if self.since else None
@@ -75,6 +94,10 @@ class Filters:
         if self.bulletins:
             where.append(f"doc_id IN ({','.join('?' * len(self.bulletins))})")
             params.extend(self.bulletins)
+        for column, values in (("std_keys", self.standards), ("orgs", self.orgs)):
+            if values:
+                where.append("(" + " OR ".join(f"json_extract(meta, '$.{column}') LIKE ?" for _ in values) + ")")
+                params.extend(f"%|{v}|%" for v in values)
         return " AND ".join(where) or "1", params
 
 
@@ -95,7 +118,7 @@ class Passage:
     score: float
     dense: float | None = None
     bm25: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    also_in: list[dict[str, str]] = field(default_factory=list)  # the same story in other bulletins
 
 
 class Retriever:
@@ -111,22 +134,41 @@ class Retriever:
         filters = filters or Filters()
         n = max(self.settings.candidates, 3 * k)
         vector = query_vector if query_vector is not None else self.index.embedder.embed_query(query)
-        dense = self.index.store.query(vector, n, filters.chroma_where())
         allowed = None
         if not filters.empty:
             clause, params = filters.sql()
             allowed = {r[0] for r in self.index.db.conn.execute(f"SELECT id FROM chunks WHERE {clause}", params)}
+        where = filters.chroma_where()
+        if filters.needs_ids:
+            where = {"chunk_id": {"$in": sorted(allowed or {"-"})}}
+        dense = self.index.store.query(vector, n, where)
         sparse = self.index.bm25.search(query, n, allowed)
-        return self.fuse(dense, sparse, k)
+        return self.fuse(dense, sparse, k, wanted=identifier_keys(query), recent=bool(_RECENT.search(query)))
 
-    def fuse(self, dense: list[tuple[str, float]], sparse: list[tuple[str, float]], k: int) -> list[Passage]:
+    def fuse(self, dense: list[tuple[str, float]], sparse: list[tuple[str, float]], k: int,
+             wanted: set[str] | None = None, recent: bool = False) -> list[Passage]:
+        """Weighted RRF; passages naming a standard the question names come first, and
+        "latest/recent" questions lean towards newer articles."""
         s = self.settings
         fused: dict[str, float] = {}
         for weight, results in ((s.dense_weight, dense), (s.bm25_weight, sparse)):
             for rank, (cid, _) in enumerate(results, 1):
                 fused[cid] = fused.get(cid, 0.0) + weight / (s.rrf_k + rank)
-        order = sorted(fused, key=lambda c: -fused[c])
-        rows = self.index.db.get_chunks(order)
+        rows = self.index.db.get_chunks(list(fused))
+        if recent and fused:
+            dates = [rows[c]["date_num"] for c in fused if c in rows and rows[c]["date_num"]]
+            lo, hi, top = min(dates or [0]), max(dates or [0]), max(fused.values())
+            for c in fused:
+                if c in rows and rows[c]["date_num"] and hi > lo:
+                    fused[c] += 0.5 * top * (rows[c]["date_num"] - lo) / (hi - lo)
+
+        def carries(cid: str) -> bool:
+            have = rows[cid].get("std_keys", "") if cid in rows else ""
+            return bool(wanted) and any(f"|{w}|" in have for w in wanted)
+
+        order = sorted(fused, key=lambda c: (not carries(c), -fused[c]))
+        dup_of = self.index.db.dup_groups()
+        shown: dict[int, Passage] = {}
         dense_of, bm25_of = dict(dense), dict(sparse)
         per_article: dict[tuple[str, int], int] = {}
         out: list[Passage] = []
@@ -135,15 +177,35 @@ class Retriever:
             if row is None:  # in a store but not (yet) in the chunk table: an update is mid-way
                 continue
             key = (row["doc_id"], row["article"])
+            grp = dup_of.get(key)
+            if grp is not None and grp in shown and shown[grp].doc_id != row["doc_id"]:
+                continue  # the same story from another bulletin: shown once, listed in also_in
             if per_article.get(key, 0) >= s.per_article:
                 continue
             per_article[key] = per_article.get(key, 0) + 1
-            out.append(Passage(
+            passage = Passage(
                 rank=len(out) + 1, chunk_id=cid, doc_id=row["doc_id"], title=row["title"],
                 bulletin_title=row["bulletin_title"], publisher=row["publisher"], date=row["date"],
                 text=row["text"], start=row["start"], end=row["end"], score=fused[cid],
                 dense=dense_of.get(cid), bm25=bm25_of.get(cid),
-            ))
+            )
+            if grp is not None:
+                shown.setdefault(grp, passage)
+                passage.also_in = self._elsewhere(key, grp, dup_of)
+            out.append(passage)
             if len(out) == k:
                 break
+        return out
+
+    def _elsewhere(self, key: tuple[str, int], grp: int, dup_of: dict[tuple[str, int], int]) -> list[dict[str, str]]:
+        """Where else the same story was reported: bulletin, headline, publisher, date."""
+        out = []
+        for other, g in dup_of.items():
+            if g != grp or other == key:
+                continue
+            row = self.index.db.conn.execute(
+                "SELECT doc_id, title, publisher, date FROM chunks WHERE doc_id=? AND article=? LIMIT 1", other
+            ).fetchone()
+            if row:
+                out.append(dict(row))
         return out

@@ -8,7 +8,12 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 
+from index.identifiers import find_identifiers, find_orgs, pack
 from index.model import Article, BulletinMeta, Chunk
+
+# Part of every chunk id: bump it when chunking or what is stored on chunks changes,
+# so the next update re-embeds instead of keeping stale metadata.
+CHUNKER_VERSION = "2"
 
 _PARA = re.compile(r"\S(?:.*?\S)?(?=\n[ \t]*\n|\s*\Z)", re.S)
 _SENTENCE_END = re.compile(r"(?<=[.!?;])[\"”’)]?\s+(?=[\"“‘(]?[A-Z0-9•\-])")
@@ -23,15 +28,26 @@ def chunk_bulletin(
     for art in articles:
         for start, end in _spans(text, art.start, art.end, max_chars, min_chars):
             body = text[start:end]
-            key = f"{meta.doc_id}\x1f{art.title}\x1f{art.date}\x1f{meta.publisher}\x1f{meta.title}\x1f{body}"
+            place = (CHUNKER_VERSION, meta.doc_id, art.title, art.date, meta.publisher, meta.title)
+            key = "\x1f".join(map(str, place)) + f"\x1f{body}"
             seen[key] += 1
             digest = hashlib.sha256(f"{key}\x1f{seen[key]}".encode()).hexdigest()[:16]
             chunks.append(Chunk(
                 chunk_id=f"{meta.doc_id}#{digest}", doc_id=meta.doc_id, article=art.index, title=art.title,
                 bulletin_title=meta.title, publisher=meta.publisher, date=art.date,
-                start=start, end=end, text=body,
+                start=start, end=end, text=body, extra=_facets(f"{art.title}\n{body}"),
             ))
     return chunks
+
+
+def _facets(text: str) -> dict[str, str]:
+    """Standards, committees and organisations a chunk names, packed for filtering."""
+    idents = find_identifiers(text)
+    return {
+        "standards": pack({i.label for i in idents}),
+        "std_keys": pack({i.key for i in idents}),
+        "orgs": pack(set(find_orgs(text))),
+    }
 
 
 def _paragraphs(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:

@@ -22,6 +22,11 @@ CREATE TABLE IF NOT EXISTS bulletins (
     doc_id TEXT PRIMARY KEY, path TEXT NOT NULL, title TEXT NOT NULL, publisher TEXT, date TEXT,
     url TEXT, language TEXT, sha256 TEXT NOT NULL, articles TEXT NOT NULL, text TEXT NOT NULL,
     indexed_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS article_sigs (
+    doc_id TEXT NOT NULL, article INTEGER NOT NULL, sig BLOB NOT NULL, words TEXT NOT NULL,
+    PRIMARY KEY (doc_id, article));
+CREATE TABLE IF NOT EXISTS dup_groups (
+    doc_id TEXT NOT NULL, article INTEGER NOT NULL, grp INTEGER NOT NULL, PRIMARY KEY (doc_id, article));
 CREATE TABLE IF NOT EXISTS updates (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, kind TEXT NOT NULL, summary TEXT NOT NULL);
 """
@@ -111,6 +116,29 @@ class ChunkDB:
 
     def sha_by_doc(self) -> dict[str, str]:
         return {r[0]: r[1] for r in self.conn.execute("SELECT doc_id, sha256 FROM bulletins")}
+
+    # near-duplicate articles ------------------------------------------------
+    def put_signatures(self, doc_id: str, rows: Sequence[tuple[int, bytes, str]]) -> None:
+        with self._tx():
+            self.conn.execute("DELETE FROM article_sigs WHERE doc_id=?", (doc_id,))
+            self.conn.executemany("INSERT INTO article_sigs (doc_id, article, sig, words) VALUES (?,?,?,?)",
+                                  [(doc_id, a, sig, w) for a, sig, w in rows])
+
+    def delete_signatures(self, doc_id: str) -> None:
+        with self._tx():
+            self.conn.execute("DELETE FROM article_sigs WHERE doc_id=?", (doc_id,))
+
+    def signatures(self) -> list[sqlite3.Row]:
+        return self.conn.execute("SELECT doc_id, article, sig, words FROM article_sigs").fetchall()
+
+    def set_dup_groups(self, groups: Sequence[Sequence[tuple[str, int]]]) -> None:
+        with self._tx():
+            self.conn.execute("DELETE FROM dup_groups")
+            self.conn.executemany("INSERT INTO dup_groups (doc_id, article, grp) VALUES (?,?,?)",
+                                  [(d, a, g) for g, members in enumerate(groups) for d, a in members])
+
+    def dup_groups(self) -> dict[tuple[str, int], int]:
+        return {(r[0], r[1]): r[2] for r in self.conn.execute("SELECT doc_id, article, grp FROM dup_groups")}
 
     # update log -----------------------------------------------------------
     def log_update(self, kind: str, summary: dict[str, Any]) -> None:

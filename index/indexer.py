@@ -17,16 +17,15 @@ from typing import Any
 
 from index.bm25 import BM25Index
 from index.catalog import doc_id_for, meta_for, read_catalog, scan
-from index.chunk import chunk_bulletin
+from index.chunk import CHUNKER_VERSION, chunk_bulletin
 from index.chunkdb import ChunkDB
+from index.dedupe import ArticleRef, group, signature, words
 from index.embed import Embedder, make_embedder
 from index.errors import LoadError, UserError
 from index.load import SUPPORTED, load_text
 from index.settings import Settings
 from index.split import split_articles
 from index.store import ChromaStore, make_store
-
-CHUNKER_VERSION = "1"
 
 
 @dataclass
@@ -187,7 +186,11 @@ class Index:
                 {"doc_id": doc_id, "title": a.title, "date": a.date, "publisher": meta.publisher,
                  "lead": _lead(text[a.start:a.end], a.title)}
                 for a in articles if a.title not in old_titles)
-            fresh.append({**asdict(meta), "path": str(path), "sha256": fp, "text": text,
+            signatures = []
+            for a in articles:
+                ws = words(text[a.start:a.end])
+                signatures.append((a.index, signature(ws).tobytes(), " ".join(sorted(ws))))
+            fresh.append({**asdict(meta), "path": str(path), "sha256": fp, "text": text, "signatures": signatures,
                           "articles": [asdict(a) for a in articles],
                           "offsets": [(c.chunk_id, c.start, c.end) for c in chunks]})
 
@@ -209,6 +212,7 @@ class Index:
             report.kept = result["num_skipped"]
             for rec in fresh:
                 self.db.set_offsets(rec.pop("offsets"))
+                self.db.put_signatures(rec["doc_id"], rec.pop("signatures"))
                 self.db.put_bulletin(rec)
         for doc_id in removed:
             keys = self.record_manager.list_keys(group_ids=[doc_id])
@@ -218,9 +222,12 @@ class Index:
             stale = sorted(self.db.chunk_ids(doc_id))  # rows a crash may have orphaned
             self.store.delete(stale)
             self.db.delete_chunks(stale)
+            self.db.delete_signatures(doc_id)
             self.db.delete_bulletin(doc_id)
             report.deleted += len(keys)
         report.removed_docs = removed
+        if changed or dirty.exists():
+            self._group_duplicates()
         if changed or dirty.exists() or not (self.settings.bm25_path / "CURRENT").is_file():
             rows = self.db.all_chunks("id, title, text")
             BM25Index.build([r["id"] for r in rows], [f"{r['title']}\n{r['text']}" for r in rows]).save(
@@ -230,6 +237,48 @@ class Index:
         if changed or report.failed or kind != "update":
             self.db.log_update(kind, {**asdict(report), "fingerprint": self.fingerprint()})
         return report
+
+    def _group_duplicates(self) -> None:
+        import numpy as np
+
+        items = [(ArticleRef(r["doc_id"], r["article"]), np.frombuffer(r["sig"], dtype=np.uint64),
+                  set(r["words"].split())) for r in self.db.signatures()]
+        self.db.set_dup_groups([[(ref.doc_id, ref.article) for ref in g] for g in group(items)])
+
+    def whats_new(self, since: str | None = None) -> list[dict[str, Any]]:
+        """Articles that updates added: those since ``since`` (YYYY-MM-DD), else the last update's.
+        Only articles still in the index are listed, newest first."""
+        from datetime import datetime
+
+        if since:
+            try:
+                cutoff = datetime.fromisoformat(since).timestamp()
+            except ValueError:
+                raise UserError(f"--since {since!r} is not a date; use YYYY-MM-DD") from None
+            logs = [u for u in self.db.updates(10_000) if u["at"] >= cutoff]
+        else:
+            logs = [u for u in self.db.updates(10_000) if u.get("new_articles")][:1]
+        present = {b["doc_id"] for b in self.db.bulletins()}
+        seen: set[tuple[str, str]] = set()
+        out = []
+        for log in logs:
+            for art in log.get("new_articles", []):
+                key = (art["doc_id"], art["title"])
+                if art["doc_id"] in present and key not in seen:
+                    seen.add(key)
+                    out.append({**art, "added_at": log["at"]})
+        return sorted(out, key=lambda a: (a["date"] or "", a["added_at"]), reverse=True)
+
+    def duplicate_groups(self) -> list[list[dict[str, Any]]]:
+        """Groups of articles that tell the same story, with their headlines."""
+        titles = {(b["doc_id"], a["index"]): (a["title"], a["date"], b["publisher"])
+                  for b in self.db.bulletins() for a in b["articles"]}
+        groups: dict[int, list[dict[str, Any]]] = {}
+        for (doc_id, art), grp in sorted(self.db.dup_groups().items()):
+            title, date, publisher = titles.get((doc_id, art), ("?", None, None))
+            groups.setdefault(grp, []).append(
+                {"doc_id": doc_id, "article": art, "title": title, "date": date, "publisher": publisher})
+        return list(groups.values())
 
     # status -----------------------------------------------------------------
     def fingerprint(self) -> str:
@@ -248,6 +297,7 @@ class Index:
             "chunks": sum(b["chunks"] for b in bulletins),
             "fingerprint": self.fingerprint(),
             "last_update": last[0] if last else None,
+            "duplicates": self.duplicate_groups(),
             "documents": bulletins,
         }
 

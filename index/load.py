@@ -74,8 +74,11 @@ def _pdf_text(path: Path, data: bytes) -> str:
     import io
     import logging
 
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    try:
+        from pypdf import PdfReader
+        from pypdf.errors import PdfReadError
+    except ImportError:
+        raise LoadError(path, "PDF support is not installed: pip install 'stdnews[pdf]'") from None
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:

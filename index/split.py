@@ -29,7 +29,7 @@ def split_articles(text: str, title: str, bulletin_date: str | None) -> list[Art
     for i, start in enumerate(starts):
         end = starts[i + 1] if i + 1 < len(starts) else len(text)
         body = text[start:end]
-        first = body.strip().split("\n", 1)[0].strip()
+        first = body.strip().split("\n", 1)[0].strip().lstrip("#").strip()
         byline = next((m for m in bylines if m.start() >= start), None)
         articles.append(Article(i, first[:200], _byline_date(byline, year) if byline else None, start, end))
     return articles

@@ -31,8 +31,11 @@ def normalise(text: str) -> str:
 
 
 def tokens(text: str) -> list[str]:
-    """Tokens for BM25: identifiers whole (and their parts), other words stemmed."""
-    out: list[str] = []
+    """Tokens for BM25: identifiers whole (and their parts), other words stemmed, plus one
+    ``id:`` token per standard or committee so every spelling of it matches every other."""
+    from index.identifiers import keys
+
+    out: list[str] = [f"id:{k.lower().replace(' ', '')}" for k in sorted(keys(text))]
     stem = _stemmer().stemWord
     for raw in _TOKEN.findall(normalise(text)):
         word = raw.lower().strip("-./:")

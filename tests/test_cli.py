@@ -40,7 +40,7 @@ def test_update_twice_then_bad_files(tmp_path: Path, corpus_copy: Path) -> None:
 
     status = stdnews("--home", home, "index", "status", "--verify", "--corpus", str(corpus_copy))
     assert status.returncode == 0, status.stderr
-    assert "5 bulletins, 14 articles" in status.stdout and "agree" in status.stdout
+    assert "5 bulletins, 14 articles, 73 chunks, 0 duplicate group(s)" in status.stdout and "agree" in status.stdout
 
 
 def test_verify_reports_a_mismatch(tmp_path: Path, seed_index, embedder) -> None:
@@ -73,7 +73,7 @@ def test_ask_json_answers_with_citation(seed_home: Path, question: str, expect: 
     assert set(result) == {"question", "answer", "refused", "citations", "passages", "timings_ms"}
     assert result["refused"] is False and expect in result["answer"]
     assert result["citations"][0]["doc_id"] == doc_id
-    assert set(result["citations"][0]) == {"n", "doc_id", "title", "publisher", "date", "chunk_id", "text"}
+    assert set(result["citations"][0]) == {"n", "doc_id", "title", "publisher", "date", "chunk_id", "text", "also_in"}
     assert "[1]" in result["answer"]
     assert {"retrieval", "answer"} <= set(result["timings_ms"])
     assert [p["rank"] for p in result["passages"]] == list(range(1, len(result["passages"]) + 1))
