@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from index.errors import UserError
-from index.identifiers import keys as identifier_keys
 from index.identifiers import find_identifiers
+from index.identifiers import keys as identifier_keys
 from index.indexer import Index
 from index.model import date_num
 from index.settings import Settings
