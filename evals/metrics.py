@@ -65,8 +65,21 @@ def ndcg(rec: Record, k: int = 10) -> float:
 
 def missing_groups(rec: Record) -> list[list[str]]:
     """The ``must_include`` groups of which the answer contains none of the strings."""
-    answer = fold(strip_markers(rec.get("answer") or ""))
-    return [list(g) for g in rec.get("must_include") or () if not any(fold(s) in answer for s in g)]
+    return _missing(rec, strip_markers(rec.get("answer") or ""))
+
+
+def missing_in_passages(rec: Record, k: int = 5) -> list[list[str]] | None:
+    """The ``must_include`` groups that none of the top ``k`` retrieved passages contains
+    (None when the record does not hold the passages' text)."""
+    top = list(rec.get("retrieved") or ())[:k]
+    if not all(isinstance(p, Mapping) and "text" in p for p in top):
+        return None
+    return _missing(rec, " \n ".join(p["text"] for p in top))
+
+
+def _missing(rec: Record, text: str) -> list[list[str]]:
+    folded = fold(text)
+    return [list(g) for g in rec.get("must_include") or () if not any(fold(s) in folded for s in g)]
 
 
 def answer_correct(rec: Record) -> bool:
@@ -164,6 +177,14 @@ def ndcg_at_10(records: Sequence[Record]) -> Value:
     return _mean([ndcg(r, 10) for r in _answerable(records)])
 
 
+def evidence_at_5(records: Sequence[Record]) -> Value:
+    """Share of answerable questions whose top 5 passages together contain every ``must_include`` group."""
+    found = [missing_in_passages(r, 5) for r in _answerable(records)]
+    if any(m is None for m in found):
+        return None
+    return _mean([float(not m) for m in found])
+
+
 def answer_accuracy(records: Sequence[Record]) -> Value:
     """Share of answerable questions answered correctly (not refused, every ``must_include`` group matched)."""
     return _mean([float(answer_correct(r)) for r in _answerable(records)])
@@ -253,6 +274,7 @@ METRICS: dict[str, Metric] = {
         Metric("hit@10", lambda rs: hit_at(rs, 10), "higher", "answerable", text=_HIT.format(k=10)),
         Metric("mrr@10", mrr_at_10, "higher", "answerable"),
         Metric("ndcg@10", ndcg_at_10, "higher", "answerable"),
+        Metric("evidence@5", evidence_at_5, "higher", "answerable"),
         Metric("answer_accuracy", answer_accuracy, "higher", "answerable"),
         Metric("refusal_accuracy", refusal_accuracy, "higher", "unanswerable"),
         Metric("false_refusal_rate", false_refusal_rate, "lower", "answerable"),
@@ -303,6 +325,7 @@ def verdicts(rec: Record) -> dict[str, Any]:
         "first_hit_rank": first_hit_rank(rec, 10),
         "ndcg@10": round(ndcg(rec, 10), 4),
         "missing": missing_groups(rec) if rec.get("answerable") else [],
+        "missing_in_top5": missing_in_passages(rec, 5) if rec.get("answerable") else [],
         "citation_hits": citation_hits(rec),
         "sentences": []
         if rec.get("refused")

@@ -27,20 +27,26 @@ def fmt(value: float | None, kind: str = "rate") -> str:
     return f"{value:.3f}"
 
 
-def _clip(text: str, n: int = 160) -> str:
+def _clip(text: str, n: int = 220) -> str:
     text = " ".join(text.split())
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def _where(rec: Mapping[str, Any]) -> str:
-    """Where retrieval put the expected source, relative to the passages the answerer saw."""
-    rank = metrics.first_hit_rank(rec, 10)
+def _groups(groups: Sequence[Sequence[str]]) -> str:
+    return " and ".join(" or ".join(f"'{s}'" for s in g) for g in groups)
+
+
+def _blame(rec: Mapping[str, Any]) -> tuple[str, bool]:
+    """Whether retrieval or the answerer failed, judged by what the passages the answerer saw contain."""
     seen = len(rec.get("answer_passages") or ()) or 5
-    if rank is None:
-        return "retrieval miss: no expected source in the top 10"
-    if rank > seen:
-        return f"retrieval: expected source only at rank {rank}, the answerer saw the top {seen}"
-    return f"expected source retrieved at rank {rank}"
+    rank = metrics.first_hit_rank(rec, 10)
+    where = "no expected source in the top 10" if rank is None else f"first expected-source passage at rank {rank}"
+    lacking = metrics.missing_in_passages(rec, seen)
+    if lacking is None:
+        return where, rank is None or rank > seen
+    if lacking:
+        return f"retrieval: the {seen} passages the answerer saw lack {_groups(lacking)} ({where})", True
+    return f"answerer: the {seen} passages it saw hold the answer ({where})", False
 
 
 def failure(rec: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -55,18 +61,18 @@ def failure(rec: Mapping[str, Any]) -> dict[str, Any] | None:
         order = 0.0
     elif rec.get("refused"):
         kind = "false refusal"
-        reason = f"refused ({notes or 'no reason given'}); {_where(rec)}"
-        order = 0.5 if metrics.first_hit_rank(rec, 10) is None else 0.0
+        blame, retrieval = _blame(rec)
+        reason = f"refused ({notes or 'no reason given'}); {blame}"
+        order = 0.5 if retrieval else 0.0
     else:
         kind = "wrong answer"
-        missing = " and ".join(" or ".join(f"'{s}'" for s in g) for g in metrics.missing_groups(rec))
         off_source = not any(metrics.citation_hits(rec))
+        blame, retrieval = _blame(rec)
         reason = (
-            f"lacks {missing}; answer: “{_clip(rec.get('answer') or '')}”;"
-            f" cites {', '.join(cited) or 'nothing'}{' (no expected source)' if off_source else ''};"
-            f" {_where(rec)}"
+            f"lacks {_groups(metrics.missing_groups(rec))}; answer: “{_clip(rec.get('answer') or '')}”;"
+            f" cites {', '.join(cited) or 'nothing'}{' (no expected source)' if off_source else ''}; {blame}"
         )
-        order = 0.5 if off_source else 0.0
+        order = (0.5 if retrieval else 0.0) + (0.25 if off_source else 0.0)
     return {"kind": kind, "severity": _SEVERITY[kind] + order, "reason": reason}
 
 
@@ -116,21 +122,23 @@ def render(result: Mapping[str, Any], chart: str | None = CHART) -> str:
     else:
         lines.append(
             "Worst first: an answer to an unanswerable question, then wrong answers, then refusals"
-            " of answerable questions; within each, failures of retrieval or off-source citations first."
+            " of answerable questions; within each, retrieval failures (the answer is not in the passages the"
+            " answerer saw) first, then answers that cite no expected source."
         )
         lines.append("")
         for rank, (rec, f) in enumerate(failed[:5], 1):
             lines += [f"{rank}. **{rec['id']}** ({f['kind']}): {_md(rec['question'])}  ", f"   {_md(f['reason'])}"]
         lines += ["", "| id | kind | question | reason |", "|---|---|---|---|"]
         lines += [f"| {r['id']} | {f['kind']} | {_md(r['question'])} | {_md(f['reason'])} |" for r, f in failed]
-    misses = [r["id"] for r in records if r.get("answerable") and metrics.first_hit_rank(r, 10) is None]
+    answerable = [r for r in records if r.get("answerable")]
+    misses = [r["id"] for r in answerable if metrics.first_hit_rank(r, 10) is None]
+    lacking = [r["id"] for r in answerable if metrics.missing_in_passages(r, 5)]
     lines += [
         "",
-        f"## Retrieval misses ({len(misses)})",
+        "## Retrieval misses",
         "",
-        "Answerable questions with no passage from an expected source in the top 10: "
-        + (", ".join(misses) or "none")
-        + ".",
+        f"- no passage from an expected source in the top 10 ({len(misses)}): {', '.join(misses) or 'none'}",
+        f"- the top 5 passages lack a `must_include` group ({len(lacking)}): {', '.join(lacking) or 'none'}",
     ]
     return "\n".join(lines) + "\n"
 

@@ -167,7 +167,8 @@ def ask_one(bot: Assistant, q: EvalQuestion) -> dict[str, Any]:
         "tags": list(q.tags),
         "query": query,
         "retrieved": [
-            {"rank": p.rank, "doc_id": p.doc_id, "chunk_id": p.chunk_id, "score": round(p.score, 6)} for p in top
+            {"rank": p.rank, "doc_id": p.doc_id, "chunk_id": p.chunk_id, "score": round(p.score, 6), "text": p.text}
+            for p in top
         ],
         "answer": result.answer,
         "refused": result.refused,

@@ -61,7 +61,7 @@ def test_small_set_with_its_own_corpus_end_to_end(tmp_path: Path, embedder, caps
     questions = doc["questions"]
     assert [q["id"] for q in questions] == ["m1", "m2", "m3", "m4", "m5", "m6"]
     for q in questions:
-        assert q["retrieved"] and all({"rank", "doc_id", "chunk_id", "score"} <= set(p) for p in q["retrieved"])
+        assert q["retrieved"] and all({"rank", "doc_id", "chunk_id", "score", "text"} <= set(p) for p in q["retrieved"])
         assert isinstance(q["answer"], str) and q["answer"]
         assert {"retrieval", "answer", "total", "retrieval_top10"} <= set(q["timings_ms"])
         assert {"correct", "first_hit_rank", "missing", "citation_hits", "sentences"} <= set(q["verdicts"])

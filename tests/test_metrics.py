@@ -70,6 +70,24 @@ def test_ndcg_at_10_is_document_level() -> None:
     assert metrics.ndcg(rec(expected=("a", "b"), retrieved=("x", "a"))) == pytest.approx((1 / math.log2(3)) / ideal)
 
 
+def test_evidence_at_5_looks_for_the_answer_in_the_top_5_passages() -> None:
+    def with_texts(*texts: str, must: tuple[tuple[str, ...], ...]) -> dict[str, Any]:
+        r = rec(retrieved=("a",) * len(texts), must=must)
+        for p, t in zip(r["retrieved"], texts, strict=True):
+            p["text"] = t
+        return r
+
+    records = [
+        with_texts("Convenor Heng  Qian.", "Launched in 2015.", must=(("heng qian",), ("2015",))),  # across passages
+        with_texts("x", "x", "x", "x", "x", "Heng Qian", must=(("Heng Qian",),)),  # only at rank 6
+        with_texts("ANSI is the Secretariat.", must=(("American National Standards Institute", "ANSI"),)),
+        with_texts("Beijing", must=(("2015",), ("Beijing",))),  # one group missing
+    ]
+    assert metrics.evidence_at_5(records) == pytest.approx(2 / 4)
+    assert metrics.missing_in_passages(records[3]) == [["2015"]]
+    assert metrics.evidence_at_5([rec(retrieved=("a",))]) is None  # records without passage text
+
+
 def test_answer_accuracy_must_include_groups() -> None:
     records = [
         # every group matched, case-insensitive, white space folded, a marker inside the phrase ignored
