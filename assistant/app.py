@@ -47,7 +47,8 @@ class ChatApp:
         filters = Filters.parse(since.strip() or None, until.strip() or None, publisher or None, bulletins or [])
         pairs = [(str(u), str(a)) for u, a in (history or [])]
         result = self.bot.ask(question, history=pairs, k=int(k) or None, filters=filters)
-        return {**result.to_json(), "index_version": self.index.fingerprint()}
+        return {**result.to_json(), "query": result.query, "notes": result.notes,
+                "index_version": self.index.fingerprint()}
 
     def respond(self, question: str, messages: list[dict], turns: list[dict], since: str, until: str,
                 publisher: str, bulletins: list[str], k: float) -> Iterator[tuple[Any, ...]]:
@@ -150,8 +151,13 @@ class ChatApp:
             return (_message(str(exc), ok=False), gr.skip(), *self.refresh())
         lines = [report.summary(), *notes, *(f"{Path(p).name}: {why}" for p, why in report.failed)]
         ok = not report.failed
-        head = (f"Added {', '.join(report.added_docs + report.changed_docs)}; you can ask about it now."
-                if report.added_docs or report.changed_docs else "Nothing new was added.")
+        done = report.added_docs + report.changed_docs
+        if done:
+            head = f"Added {', '.join(done)}; you can ask about {'it' if len(done) == 1 else 'them'} now."
+        elif report.failed:
+            head = f"Could not add {', '.join(Path(p).name for p, _ in report.failed)}."
+        else:
+            head = "Nothing new: the index already holds these files as they are."
         return (_message(head, ok=ok, details=lines), gr.update(value=None), *self.refresh())
 
     def remove(self, doc_id: str | None) -> tuple[Any, ...]:

@@ -37,8 +37,8 @@ def layout(app: ChatApp, examples: list[str]) -> gr.Blocks:
             with gr.Tab("Ask", id="ask"), gr.Row(equal_height=False):
                 with gr.Column(scale=1, min_width=210, elem_id="sn-filters"):
                     gr.Markdown("**Filters**")
-                    since = gr.Textbox(label="From date", placeholder="YYYY-MM-DD", max_lines=1)
-                    until = gr.Textbox(label="To date", placeholder="YYYY-MM-DD", max_lines=1)
+                    since = gr.Textbox("", label="From date", placeholder="YYYY-MM-DD", max_lines=1)
+                    until = gr.Textbox("", label="To date", placeholder="YYYY-MM-DD", max_lines=1)
                     publisher = gr.Dropdown(label="Publisher", value="",
                                             choices=[("Any publisher", ""), *[(p, p) for p in publishers]])
                     bulletins = gr.Dropdown(label="Bulletins", choices=bulletin_choices, multiselect=True,
@@ -77,9 +77,9 @@ def layout(app: ChatApp, examples: list[str]) -> gr.Blocks:
                     files = gr.File(file_count="multiple", file_types=[".txt", ".md", ".html", ".htm", ".pdf"],
                                     type="filepath", label="Bulletin files", elem_id="sn-upload")
                     with gr.Row():
-                        up_publisher = gr.Textbox(label="Publisher (optional)", max_lines=1)
-                        up_date = gr.Textbox(label="Date (optional)", placeholder="YYYY-MM-DD", max_lines=1)
-                    up_title = gr.Textbox(label="Title (optional; else its first line)", max_lines=1)
+                        up_publisher = gr.Textbox("", label="Publisher (optional)", max_lines=1)
+                        up_date = gr.Textbox("", label="Date (optional)", placeholder="YYYY-MM-DD", max_lines=1)
+                    up_title = gr.Textbox("", label="Title (optional; else its first line)", max_lines=1)
                     add_btn = gr.Button("Add to library", variant="primary", elem_id="sn-add")
                     add_msg = gr.HTML(elem_id="sn-add-msg", min_height=40)
                     gr.Markdown("**Remove a bulletin** · deletes its file from the corpus")

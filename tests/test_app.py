@@ -1,0 +1,232 @@
+"""The chat window as a real server on loopback, asked through ``gradio_client``;
+plus its HTML rendering, feedback store and the ``serve`` entry point."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.app_server import Server, chat_server
+from tests.servers import free_port
+
+pytestmark = pytest.mark.timeout(600)
+
+Y4903 = ("ITU-T approves Y.4903 on smart city key performance indicators\n\n"
+         "ITU-T Study Group 20 approved Recommendation ITU-T Y.4903 on 5 March 2026. The Recommendation defines key "
+         "performance indicators for smart sustainable cities. The work was led by Jane Doe, who chairs the working "
+         "party on smart city evaluation.\n")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, embedder) -> Iterator[Server]:  # noqa: ANN001
+    with chat_server(tmp_path_factory.mktemp("app"), embedder) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def client(server: Server):  # noqa: ANN201
+    from gradio_client import Client
+
+    return Client(server.url, verbose=False)
+
+
+def test_ask_endpoint_answers_with_citations(client, server: Server) -> None:  # noqa: ANN001
+    r = client.predict("Who convenes JTC 1/WG 11?", api_name="/ask")
+    assert not r["refused"]
+    assert "Heng Qian" in r["answer"]
+    assert "[1]" in r["answer"]
+    assert r["citations"] and r["citations"][0]["doc_id"] == "jtc1-smart-cities-webconference"
+    assert r["citations"][0]["publisher"] == "ANSI"
+    assert r["index_version"] == server.app.index.fingerprint()
+
+
+def test_chat_endpoint_streams_then_links_markers_to_sources(client) -> None:  # noqa: ANN001
+    job = client.submit("Who convenes JTC 1/WG 11?", api_name="/chat")
+    updates = list(job)
+    assert len(updates) >= 2, "a pending message first, then the answer"
+    first_chat = updates[0][0]
+    assert "Searching the bulletins" in _text(first_chat[-1])
+    assert updates[0][2] == "", "the question box is cleared at once"
+    chat, sources, _ = job.outputs()[-1]
+    answer = _text(chat[-1])
+    assert "Heng Qian" in answer
+    assert 'class="sn-cite" href="#sn-src-0-1"' in answer
+    assert 'id="sn-src-0-1"' in sources
+    assert '<mark class="sn-support">JTC 1/WG 11 convenor Heng Qian' in sources
+    assert "ANSI" in sources and "Open the whole article" in sources
+
+
+def test_refusal_looks_different_and_keeps_nearest_passages(client) -> None:  # noqa: ANN001
+    r = client.predict("Who won the 2024 World Cup?", api_name="/ask")
+    assert r["refused"] and not r["citations"] and r["passages"]
+    job = client.submit("Who won the 2024 World Cup?", api_name="/chat")
+    chat, sources, _ = job.result()
+    assert 'class="sn-refusal"' in _text(chat[-1])
+    assert "sn-cite" not in _text(chat[-1])
+    assert "Nearest passages" in sources and "sn-source-near" in sources
+
+
+def test_filters_narrow_retrieval_and_bad_dates_are_refused(client) -> None:  # noqa: ANN001
+    from gradio_client.exceptions import AppError
+
+    r = client.predict("What did SAC publish?", publisher="SESEC", api_name="/ask")
+    assert r["passages"] and {p["doc_id"] for p in r["passages"]} == {"china-standardisation-news-2020"}
+    r = client.predict("smart cities", bulletins=["iec-smart-cities"], api_name="/ask")
+    assert {p["doc_id"] for p in r["passages"]} == {"iec-smart-cities"}
+    with pytest.raises(AppError):
+        client.predict("smart cities", since="last week", api_name="/ask")
+
+
+def test_history_feeds_follow_up_questions(client) -> None:  # noqa: ANN001
+    first = client.predict("Who convenes JTC 1/WG 11?", api_name="/ask")
+    r = client.predict("How many experts does it have?", history=[["Who convenes JTC 1/WG 11?", first["answer"]]],
+                       api_name="/ask")
+    assert "WG 11" in r["query"], r["query"]  # the follow-up was resolved against the earlier turn
+    assert any(p["doc_id"] == "jtc1-smart-cities-webconference" for p in r["passages"]), r
+
+
+def test_library_add_answer_remove(client, server: Server, tmp_path: Path) -> None:  # noqa: ANN001
+    from gradio_client import handle_file
+
+    src = tmp_path / "itu-y4903-smart-city-kpis.txt"
+    src.write_text(Y4903)
+    out = client.predict([handle_file(str(src))], "ITU", "2026-03-05", "", api_name="/add_bulletins")
+    assert "Added itu-y4903-smart-city-kpis" in out[0]
+    assert (server.settings.corpus / src.name).is_file()
+    library = client.predict(api_name="/library")
+    table = library[3]
+    assert any("itu-y4903-smart-city-kpis" in row for row in table["data"])
+    assert "ITU-T approves Y.4903" in library[4]  # what the last update added
+
+    r = client.predict("Who led the work on Y.4903?", api_name="/ask")
+    assert not r["refused"], r
+    cited = r["citations"][0]
+    assert (cited["doc_id"], cited["publisher"], cited["date"]) == ("itu-y4903-smart-city-kpis", "ITU", "2026-03-05")
+    assert "Jane Doe" in cited["text"]
+
+    out = client.predict("itu-y4903-smart-city-kpis", api_name="/remove_bulletin")
+    assert "Removed itu-y4903-smart-city-kpis" in out[0]
+    assert not (server.settings.corpus / src.name).exists()
+    r = client.predict("Who led the work on Y.4903?", api_name="/ask")
+    assert all(p["doc_id"] != "itu-y4903-smart-city-kpis" for p in r["passages"])
+    assert "Jane Doe" not in r["answer"]
+
+
+def test_library_refuses_bad_uploads_and_keeps_the_index(client, server: Server, tmp_path: Path) -> None:  # noqa: ANN001
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    before = server.app.index.fingerprint()
+    empty = tmp_path / "empty.txt"
+    empty.write_text("   \n")
+    out = client.predict([handle_file(str(empty))], "", "", "", api_name="/add_bulletins")
+    assert "Could not add empty.txt" in out[0] and "sn-bad" in out[0]
+    out = client.predict([handle_file(str(empty))], "", "yesterday", "", api_name="/add_bulletins")
+    assert "not a date" in out[0]
+    with pytest.raises(AppError):  # not one of the dropdown's choices
+        client.predict("no-such-bulletin", api_name="/remove_bulletin")
+    assert server.app.index.fingerprint() == before
+
+
+def test_feedback_is_stored_and_exported(server: Server, tmp_path: Path) -> None:
+    import gradio as gr
+
+    from assistant.app import ChatApp
+    from assistant.feedback import FeedbackStore, export_jsonl, feedback_path
+
+    app = ChatApp(server.app, FeedbackStore(feedback_path(server.settings)))
+    *_, last = app.respond("Who convenes JTC 1/WG 11?", [], [], "", "", "", [], 5)
+    turns = last[2]
+    turns, fid, _box, _comment = app.rate(turns, gr.LikeData(None, {"index": 1, "value": "", "liked": True}))
+    app.comment(fid, "exactly what I needed")
+    turns, fid2, *_ = app.rate(turns, gr.LikeData(None, {"index": 1, "value": "", "liked": False}))
+    assert fid2 == fid, "changing the rating updates the same record"
+
+    out = tmp_path / "feedback.jsonl"
+    assert export_jsonl(server.settings, out) >= 1
+    rec = [json.loads(line) for line in out.read_text().splitlines()][-1]
+    assert rec["rating"] == -1 and rec["comment"] == "exactly what I needed"
+    assert rec["question"] == "Who convenes JTC 1/WG 11?" and "Heng Qian" in rec["answer"]
+    assert rec["citations"][0]["doc_id"] == "jtc1-smart-cities-webconference"
+    assert rec["index_version"] == server.app.index.fingerprint()
+    with sqlite3.connect(server.settings.home / "feedback.sqlite") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM feedback").fetchone()[0] >= 1
+
+
+def test_feedback_export_cli(server: Server, capsys: pytest.CaptureFixture[str]) -> None:
+    from assistant.cli import main
+
+    assert main(["feedback", "export", "--home", str(server.settings.home)]) == 0
+    out, err = capsys.readouterr()
+    assert "exported" in err
+    assert all(json.loads(line)["index_version"] for line in out.splitlines())
+
+
+def test_auth_is_required_when_set(tmp_path: Path, seed_assistant) -> None:  # noqa: ANN001
+    from gradio_client import Client
+
+    from assistant.app import build_app, launch
+    from assistant.feedback import FeedbackStore
+
+    demo = build_app(seed_assistant, FeedbackStore(tmp_path / "feedback.sqlite"))
+    url = launch(demo, "127.0.0.1", free_port(), auth=("ann", "s3cret"), block=False)
+    try:
+        with pytest.raises(Exception):  # noqa: B017 - the client's error type differs between versions
+            Client(url, verbose=False).predict("Who convenes JTC 1/WG 11?", api_name="/ask")
+        r = Client(url, auth=("ann", "s3cret"), verbose=False).predict("Who convenes JTC 1/WG 11?", api_name="/ask")
+        assert "Heng Qian" in r["answer"]
+    finally:
+        demo.close()
+
+
+def test_serve_warns_beyond_loopback_without_auth(monkeypatch: pytest.MonkeyPatch, seed_assistant,  # noqa: ANN001
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import assistant.app as app_mod
+    from index.errors import UserError
+
+    launched: list[tuple] = []
+    monkeypatch.setattr(app_mod, "Assistant", lambda settings: seed_assistant)
+    monkeypatch.setattr(app_mod, "build_app", lambda bot: None)  # nothing written to the shared seed home
+    monkeypatch.setattr(app_mod, "launch", lambda demo, host, port, auth, block: launched.append((host, port, auth)))
+    settings = seed_assistant.settings
+    assert app_mod.serve(settings, host="0.0.0.0", port=7999) == 0
+    assert "warning" in capsys.readouterr().err
+    assert app_mod.serve(settings.model_copy(update={"auth": "ann:pw"}), host="0.0.0.0", port=7999) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert app_mod.serve(settings, host="127.0.0.1", port=7999) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert launched == [("0.0.0.0", 7999, None), ("0.0.0.0", 7999, ("ann", "pw")), ("127.0.0.1", 7999, None)]
+    with pytest.raises(UserError):
+        app_mod.serve(settings.model_copy(update={"auth": "no-colon"}))
+
+
+def test_rendering_escapes_bulletin_text() -> None:
+    from assistant import ui_render as ui
+    from assistant.pipeline import AskResult
+    from assistant.retrieve import Passage
+
+    evil = "<script>alert(1)</script> and <img src=x onerror=alert(1)>"
+    p = Passage(rank=1, chunk_id="c", doc_id="d<b>", title=evil, bulletin_title=evil, publisher=evil, date="2026",
+                text=f"Intro. {evil} was said. End.", start=0, end=10, score=1.0)
+    r = AskResult(question=evil, answer=f"{evil} [1].", refused=False, citations=[p], quotes=[[f"{evil} was said."]],
+                  passages=[p], timings_ms={"retrieval": 1.0, "answer": 2.0}, notes=[evil])
+    bulletin = {"text": evil * 3, "articles": [{"title": evil, "start": 0, "end": 30}]}
+    html = ui.answer_html(r, 0) + ui.sources_html(r, 0, lambda _: bulletin, "v") + ui.user_html(evil)
+    html += ui.last_update_html({"at": 0, "kind": "add", "added_docs": [evil], "failed": [(evil, evil)],
+                                 "new_articles": [{"title": evil, "lead": evil, "date": evil}]})
+    assert "<script" not in html and "<img" not in html
+    assert "&lt;script&gt;" in html and '<mark class="sn-support">&lt;script&gt;' in html
+    refused = AskResult(question="q", answer=evil, refused=True, citations=[], quotes=[], passages=[p],
+                        timings_ms={})
+    assert "<script" not in ui.answer_html(refused, 1) + ui.sources_html(refused, 1, lambda _: None)
+
+
+def _text(message: dict) -> str:
+    content = message["content"]
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return str(content)
