@@ -112,8 +112,8 @@ class LLMAnswerer:
 
     def _fall_back(self, gate: Draft, on_delta: OnDelta | None, sent: bool, note: str | None = None) -> Draft:
         if note is None and not gate.refused and self._down:
-            note = f"LLM unreachable ({self._down[1]}, {time.monotonic() - self._down[0]:.0f} s ago); " \
-                   "extractive answer shown"
+            wait = self.cooldown_s - (time.monotonic() - self._down[0])
+            note = f"LLM unreachable ({self._down[1]}; retrying in {max(wait, 0):.0f} s); extractive answer shown"
         if note:
             gate.notes.insert(0, note)
         if on_delta:
