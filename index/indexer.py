@@ -121,24 +121,34 @@ class Index:
                 self.db.delete_bulletin(b["doc_id"])
             return self._update(corpus or self.settings.corpus, progress, "rebuild")
 
-    def add(self, files: Sequence[Path], corpus: Path | None = None, progress: bool = True) -> UpdateReport:
-        """Copy files into the corpus folder, then update; a bad file is refused before copying."""
+    def add(self, files: Sequence[Path], corpus: Path | None = None, progress: bool = True,
+            names: Sequence[str] | None = None) -> UpdateReport:
+        """Copy files into the corpus folder, then update. A file is refused before copying when
+        its type is not allowed, it is too large or unreadable, or the corpus already holds the same
+        content. ``names`` are the names users gave (uploads arrive under temporary names)."""
         corpus = corpus or self.settings.corpus
         corpus.mkdir(parents=True, exist_ok=True)
         refused: list[tuple[str, str]] = []
-        for f in files:
+        known = {hashlib.sha256(p.read_bytes()).hexdigest(): doc_id for doc_id, p in scan(corpus)[0].items()}
+        for i, f in enumerate(files):
+            shown = names[i] if names else str(f)
             try:
+                name = safe_name(names[i] if names else f.name)
                 if not f.is_file():
-                    raise LoadError(f, "does not exist or is not a file")
-                load_text(f)
+                    raise LoadError(shown, "does not exist or is not a file")
+                load_text(f, suffix=Path(name).suffix)
+                digest = hashlib.sha256(f.read_bytes()).hexdigest()
+                if digest in known:
+                    raise LoadError(shown, f"is already in the corpus as '{known[digest]}'; nothing to add")
             except LoadError as exc:
-                refused.append((str(f), exc.reason))
+                refused.append((shown, exc.reason))
                 continue
-            target = corpus / f.name
+            target = corpus / name
+            known[digest] = target.stem
             if target.resolve() != f.resolve():
                 tmp = target.with_name(f".{target.name}.part")
                 shutil.copyfile(f, tmp)
-                os.replace(tmp, target)
+                os.replace(tmp, target)  # atomic: the corpus never holds half a file
         report = self.update(corpus, progress, kind="add")
         report.failed[:0] = refused
         return report
@@ -203,9 +213,15 @@ class Index:
             ids = [d.metadata["chunk_id"] for d in docs]
             todo = len(ids) - sum(self.record_manager.exists(ids))
             bar = _bar(todo, progress, "embedding")
-            sink = IndexSink(self.store, self.db, lambda: self.embedder, bar.update if bar else None)
-            result = lc_index(docs, self.record_manager, sink, cleanup="scoped_full", source_id_key="doc_id",
-                              key_encoder=lambda d: d.metadata["chunk_id"], batch_size=256)
+            crash = self.settings.crash_at
+            on_embedded = bar.update if bar else None
+            if crash == "embedding":
+                on_embedded = _CrashAfter(on_embedded or (lambda n: None), "__call__")
+            store = _CrashAfter(self.store, "upsert") if crash == "after-chroma" else self.store
+            rm = _CrashAfter(self.record_manager, "update") if crash == "record-manager" else self.record_manager
+            sink = IndexSink(store, self.db, lambda: self.embedder, on_embedded)  # type: ignore[arg-type]
+            result = lc_index(docs, rm, sink, cleanup="scoped_full", source_id_key="doc_id",
+                              key_encoder=lambda d: d.metadata["chunk_id"], batch_size=self.settings.index_batch_size)
             if bar:
                 bar.close()
             report.embedded, report.deleted = sink.embedded, result["num_deleted"]
@@ -226,6 +242,8 @@ class Index:
             self.db.delete_bulletin(doc_id)
             report.deleted += len(keys)
         report.removed_docs = removed
+        if self.settings.crash_at == "before-bm25":
+            _kill_self()
         if changed or dirty.exists():
             self._group_duplicates()
         if changed or dirty.exists() or not (self.settings.bm25_path / "CURRENT").is_file():
@@ -323,6 +341,24 @@ class Index:
         return problems
 
 
+def safe_name(name: str) -> str:
+    """A file name safe to create in the corpus: no folders, no ``..``, no control or shell-special
+    characters (letters of any script are kept); the extension must be allowed."""
+    import re
+    import unicodedata
+
+    if "/" in name.replace("\\", "/").rstrip("/") and ".." in name.replace("\\", "/").split("/"):
+        raise LoadError(name, "a path with '..' is refused; give a plain file name")
+    base = unicodedata.normalize("NFC", name.replace("\\", "/").rsplit("/", 1)[-1]).strip()
+    stem, dot, ext = base.rpartition(".")
+    if not dot or f".{ext.lower()}" not in SUPPORTED:
+        raise LoadError(name, f"unsupported file type '.{ext if dot else ''}' (use {', '.join(SUPPORTED)})")
+    stem = re.sub(r"[^\w.\- ]+", "-", stem).strip(" .-")[:120]
+    if not stem:
+        raise LoadError(name, "has no usable file name")
+    return f"{stem}.{ext.lower()}"
+
+
 def _fingerprint(data: bytes, entry: dict[str, Any] | None, settings: Settings) -> str:
     h = hashlib.sha256(data)
     h.update(json.dumps([entry or {}, CHUNKER_VERSION, settings.chunk_max_chars, settings.chunk_min_chars],
@@ -354,6 +390,34 @@ def _bar(total: int, show: bool, desc: str) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="chunk")
+
+
+class _CrashAfter:
+    """Fault injection (``settings.crash_at``): SIGKILL right after the first call of ``method``."""
+
+    def __init__(self, target: Any, method: str) -> None:
+        self._target, self._method = target, method
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__getattr__("__call__")(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = self._target if name == "__call__" else getattr(self._target, name)
+        if name != self._method:
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = attr(*args, **kwargs)
+            _kill_self()
+            return result
+
+        return call
+
+
+def _kill_self() -> None:
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 class _UpdateLock:

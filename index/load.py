@@ -8,22 +8,26 @@ from pathlib import Path
 from index.errors import LoadError
 
 SUPPORTED = (".txt", ".md", ".html", ".htm", ".pdf")
-MAX_BYTES = 25 * 1024 * 1024
+MAX_BYTES = 25 * 1024 * 1024  # any file (a PDF carries layout and images)
+MAX_TEXT_BYTES = 8 * 1024 * 1024  # a text bulletin larger than this is a dump, not a bulletin
 
 
-def load_text(path: Path) -> str:
-    """Return the main text of ``path``; raise LoadError with a one-line reason."""
-    suffix = path.suffix.lower()
+def load_text(path: Path, suffix: str | None = None) -> str:
+    """Return the main text of ``path``; raise LoadError with a one-line reason.
+    ``suffix`` overrides the file's own (an upload waits under a temporary name)."""
+    suffix = (suffix or path.suffix).lower()
     if suffix not in SUPPORTED:
         raise LoadError(path, f"unsupported file type '{suffix or '(none)'}' (use {', '.join(SUPPORTED)})")
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise LoadError(path, f"cannot be read ({exc.strerror or exc})") from None
-    if len(data) > MAX_BYTES:
-        raise LoadError(path, f"too large ({len(data) // 2**20} MiB, limit {MAX_BYTES // 2**20} MiB)")
+    limit = MAX_BYTES if suffix == ".pdf" else MAX_TEXT_BYTES
+    if len(data) > limit:
+        raise LoadError(path, f"is too large for one bulletin ({len(data) / 2**20:.0f} MiB, limit"
+                              f" {limit // 2**20} MiB); split it into bulletins")
     if not data.strip():
-        raise LoadError(path, "is empty")
+        raise LoadError(path, "is empty" if not data else "holds only white space")
     if suffix == ".pdf":
         text = _pdf_text(path, data)
     else:
@@ -31,7 +35,7 @@ def load_text(path: Path) -> str:
         text = _html_text(raw) if suffix in (".html", ".htm") else raw
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
-        raise LoadError(path, "holds no text")
+        raise LoadError(path, "holds no text" + (" (only scripts, styles or navigation)" if suffix != ".txt" else ""))
     return text
 
 

@@ -28,6 +28,7 @@ class Settings(BaseSettings):
 
     embed_backend: Literal["torch", "onnx"] = "torch"
     embed_batch_size: int = 64
+    index_batch_size: int = 256  # chunks per indexing-API batch (record manager round trip)
     chunk_max_chars: int = 900
     chunk_min_chars: int = 200
 
@@ -46,6 +47,10 @@ class Settings(BaseSettings):
     llm_timeout: float = 60.0
 
     auth: str | None = None
+
+    # Fault injection for the crash-safety tests only: the update SIGKILLs itself at this point
+    # ("embedding", "after-chroma", "record-manager", "before-bm25").
+    crash_at: str | None = None
 
     @classmethod
     def settings_customise_sources(

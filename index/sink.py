@@ -13,6 +13,11 @@ from index.chunkdb import ChunkDB
 from index.embed import Embedder
 from index.store import VectorStore
 
+# Texts handed to the embedder per call. The embedders sort each call's texts by token count
+# and pad every batch to its own longest text, so one large call wastes far less on padding
+# than many small ones (measured: 58% extra tokens in calls of 64, 20% in calls of 256).
+EMBED_STEP = 1024
+
 
 def embedding_text(doc_text: str, title: str) -> str:
     """What gets embedded: the headline gives each passage its topic."""
@@ -35,10 +40,10 @@ class IndexSink(LCVectorStore):
         texts = [embedding_text(d.page_content, d.metadata["title"]) for d in documents]
         vectors: list[list[float]] = []
         model = self._embedder()
-        step = 64
-        for i in range(0, len(texts), step):
-            vectors.extend(model.embed_documents(texts[i : i + step]))
-            self.on_embedded(len(texts[i : i + step]))
+        for i in range(0, len(texts), EMBED_STEP):
+            part = texts[i : i + EMBED_STEP]
+            vectors.extend(model.embed_documents(part))
+            self.on_embedded(len(part))
         metas = [{k: v for k, v in d.metadata.items() if k not in ("start", "end")} for d in documents]
         self.store.upsert(ids, vectors, metas, [d.page_content for d in documents])
         rows = [{**d.metadata, "id": cid, "text": d.page_content} for cid, d in zip(ids, documents, strict=True)]
