@@ -64,7 +64,10 @@ def _pieces(text: str, start: int, end: int, max_chars: int) -> Iterator[tuple[i
         cut = fits[-1] if fits else text.rfind(" ", begin + 1, begin + max_chars)
         if cut <= begin:
             cut = begin + max_chars
-        yield begin, cut
+        end_at = cut
+        while end_at > begin and text[end_at - 1].isspace():
+            end_at -= 1
+        yield begin, end_at
         begin = cut
         while begin < end and text[begin].isspace():
             begin += 1

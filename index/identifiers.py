@@ -69,7 +69,8 @@ def _standard(body: str | None, num: str, part: str | None, year: str | None) ->
     key = "-".join(pieces)
     if body_up is None and re.fullmatch(r"[A-Z]\.\d+(?:\.\d+)?", key):
         body_up = "ITU-T"
-    label = f"{body_up} {key}" if body_up else key
+    # A bare number keeps its own spelling as label ("35273-2020"), so the label parses back.
+    label = f"{body_up} {key}" if body_up else num.upper()
     return Identifier(key, label, "standard")
 
 
