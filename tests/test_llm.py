@@ -132,9 +132,12 @@ def test_openai_backend_streams_and_cites_only_given_passages(llama_server: str,
     assistant = _assistant(seed_index, llm="openai", llm_base_url=llama_server)
     assert assistant.answerer.name == "openai:smollm2"
     deltas: list[str] = []
+    first: list[float] = []
     t0 = time.perf_counter()
-    result = assistant.ask(QUESTION, k=2, on_delta=deltas.append)
-    print(f"\n[timing] streamed answer: {len(deltas)} deltas in {time.perf_counter() - t0:.1f} s: {result.answer!r}")
+    result = assistant.ask(QUESTION, k=2, on_delta=lambda d: (first or first.append(time.perf_counter()),
+                                                              deltas.append(d)))
+    print(f"\n[timing] streamed answer: first delta after {first[0] - t0:.1f} s, {len(deltas)} deltas in "
+          f"{time.perf_counter() - t0:.1f} s: {result.answer!r}")
     assert len(deltas) >= 3, deltas
     assert not result.refused and result.answerer == "openai:smollm2"
     assert not any(n.startswith("LLM ") for n in result.notes), result.notes
