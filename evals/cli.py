@@ -4,6 +4,7 @@ report and chart, record it in the history, and hold it to ``--min`` thresholds.
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import shutil
 import sys
@@ -73,6 +74,23 @@ def check_thresholds(thresholds: Sequence[Threshold], measured: Mapping[str, flo
     return [line for t in thresholds if (line := t.fails(measured.get(t.metric)))]
 
 
+def gate(measured: Mapping[str, float | None]) -> str:
+    """``--min`` flags just under the measured quality metrics (two decimals, strictly worse than measured
+    by less than 0.01), for a CI gate that fails on a regression; latency and length are left out."""
+    flags = []
+    for name, m in metrics.METRICS.items():
+        value = measured.get(name)
+        if value is None or m.kind != "rate" or m.better is None:
+            continue
+        cents = value * 100
+        if m.better == "higher":
+            bound = (math.ceil(cents) - 1) / 100 if cents > 0 else 0.0
+        else:
+            bound = (math.floor(cents) + 1) / 100 if cents < 100 else 1.0
+        flags.append(f"--min {name}={bound:.2f}")
+    return " ".join(flags)
+
+
 def run_command(args: argparse.Namespace, settings: Settings, embedder: Embedder | None = None) -> int:
     """Entry point from ``assistant.cli``; ``embedder`` lets tests share an already loaded model."""
     if args.action == "compare":
@@ -103,6 +121,7 @@ def run(args: argparse.Namespace, settings: Settings, embedder: Embedder | None 
         print(f"warning: {warning}", file=sys.stderr)
     print(summary(doc))
     print(f"report: {shown / report.REPORT}   chart: {shown / report.CHART}   run id: {result.run_id}")
+    print(f"a gate just under this run: {gate(result.metrics)}")
     failed = check_thresholds(thresholds, result.metrics)
     for line in failed:
         print(line, file=sys.stderr)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from evals import metrics
-from evals.cli import check_thresholds, parse_thresholds
+from evals.cli import check_thresholds, gate, parse_thresholds
 from index.errors import UserError
 
 
@@ -246,3 +246,23 @@ def test_thresholds_no_worse_than() -> None:
 def test_bad_thresholds_are_one_clear_error(spec: str, says: str) -> None:
     with pytest.raises(UserError, match=says):
         parse_thresholds([spec])
+
+
+def test_gate_sits_just_under_the_measured_values() -> None:
+    measured = {
+        "hit@1": 0.9718,
+        "hit@5": 1.0,
+        "answer_accuracy": 0.676,
+        "refusal_accuracy": 0.0,
+        "false_refusal_rate": 0.0211,
+        "evidence@5": None,
+        "latency_p50_ms": 2000.0,
+        "answer_length_words": 30.0,
+    }
+    flags = gate(measured)
+    assert flags == (
+        "--min hit@1=0.97 --min hit@5=0.99 --min answer_accuracy=0.67 --min refusal_accuracy=0.00"
+        " --min false_refusal_rate=0.03"
+    )
+    lines = check_thresholds(parse_thresholds(flags.replace("--min ", "").split()), measured)
+    assert lines == []  # the measured run itself passes its gate
