@@ -24,9 +24,9 @@ from index.settings import Settings
 
 EXAMPLES = [
     "Who convenes JTC 1/WG 11?",
+    "What is ISO/IEC 30145?",
+    "When is World Standards Day?",
     "What does the IEC do for smart cities?",
-    "When did SAC release the China Standardisation Development Annual Report (2019)?",
-    "Which organisations launched the Joint Smart Cities Task Force?",
 ]
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 MAX_HISTORY = 6  # earlier turns handed to the assistant for follow-ups
@@ -123,7 +123,7 @@ class ChatApp:
     def comment(self, feedback_id: int | None, text: str) -> tuple[Any, ...]:
         if feedback_id is not None and text.strip():
             self.feedback.update(int(feedback_id), comment=text.strip())
-            gr.Info("Feedback saved, thank you.")
+            gr.Info("Feedback saved, thank you.", duration=3)
         return gr.update(visible=False), gr.update(value="")
 
     # library ---------------------------------------------------------------
@@ -136,7 +136,7 @@ class ChatApp:
         return (ui.status_html(st),
                 gr.update(choices=[("Any publisher", ""), *[(p, p) for p in publishers]]),
                 gr.update(choices=bulletin_choices),
-                ui.library_rows(docs),
+                ui.library_html(docs),
                 ui.last_update_html(st["last_update"]),
                 gr.update(choices=bulletin_choices, value=None))
 
@@ -148,7 +148,7 @@ class ChatApp:
         try:
             report, notes = add_bulletins(self.index, [Path(f) for f in files or []], publisher, date, title)
         except UserError as exc:
-            return (_message(str(exc), ok=False), gr.skip(), *self.refresh())
+            return (_message(str(exc), ok=False), gr.skip(), gr.skip(), gr.skip(), gr.skip(), *self.refresh())
         lines = [report.summary(), *notes, *(f"{Path(p).name}: {why}" for p, why in report.failed)]
         ok = not report.failed
         done = report.added_docs + report.changed_docs
@@ -158,7 +158,8 @@ class ChatApp:
             head = f"Could not add {', '.join(Path(p).name for p, _ in report.failed)}."
         else:
             head = "Nothing new: the index already holds these files as they are."
-        return (_message(head, ok=ok, details=lines), gr.update(value=None), *self.refresh())
+        cleared = (gr.update(value=None), "", "", "") if done else (gr.skip(),) * 4  # the form, ready for the next
+        return (_message(head, ok=ok, details=lines), *cleared, *self.refresh())
 
     def remove(self, doc_id: str | None) -> tuple[Any, ...]:
         try:
@@ -192,19 +193,18 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
     return user, password
 
 
-def launch(demo: Any, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,
-           block: bool = True) -> str:
-    """Start the server (blocking unless ``block`` is False); returns its local URL."""
+def launch(demo: Any, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None) -> str:
+    """Start the server in the background (``demo.close()`` stops it); returns its local URL."""
     from assistant.ui_theme import CSS, JS, theme
 
     demo.queue(default_concurrency_limit=4)
     try:
-        _, url, _ = demo.launch(server_name=host, server_port=port, auth=auth, prevent_thread_lock=not block,
+        _, url, _ = demo.launch(server_name=host, server_port=port, auth=auth, prevent_thread_lock=True,
                                 share=False, inbrowser=False, quiet=True, show_error=True, theme=theme(),
                                 css=CSS, js=JS, footer_links=["api", "settings"], ssr_mode=False,
                                 auth_message="stdnews: sign in to ask about standards news")
-    except OSError as exc:
-        raise UserError(f"cannot listen on {host}:{port} ({exc}); pass another --port") from None
+    except OSError:
+        raise UserError(f"cannot listen on {host}:{port} (in use, or not allowed); pass another --port") from None
     return str(url)
 
 
@@ -221,7 +221,8 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
               file=sys.stderr)
     assistant.index.embedder.embed_query("warm up")  # the first question should not wait for the model
     demo = build_app(assistant)
+    launch(demo, host, port, auth)
     shown = f"[{host}]" if ":" in host else host
     print(f"stdnews chat: http://{shown}:{port}  ({st['bulletins']} bulletins; Ctrl+C to stop)", file=sys.stderr)
-    launch(demo, host, port, auth, block=True)
+    demo.block_thread()  # returns on Ctrl+C, after closing the server
     return 0

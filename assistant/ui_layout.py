@@ -65,11 +65,7 @@ def layout(app: ChatApp, examples: list[str]) -> gr.Blocks:
                     sources = gr.HTML(ui.sources_placeholder(st["bulletins"]), elem_id="sn-sources")
             with gr.Tab("Library", id="library"), gr.Row(equal_height=False):
                 with gr.Column(scale=3):
-                    table = gr.Dataframe(value=ui.library_rows(docs), headers=ui.LIBRARY_HEADERS,
-                                         interactive=False, wrap=True, show_label=False, elem_id="sn-table",
-                                         datatype=["str", "str", "str", "number", "number", "str", "str"],
-                                         column_widths=["36%", "11%", "11%", "8%", "8%", "11%", "15%"],
-                                         max_height=560)
+                    table = gr.HTML(ui.library_html(docs), elem_id="sn-table")
                     gr.Markdown("**What the last update did**")
                     last = gr.HTML(ui.last_update_html(st["last_update"]), elem_id="sn-last-update")
                 with gr.Column(scale=2, min_width=300):
@@ -101,6 +97,7 @@ def layout(app: ChatApp, examples: list[str]) -> gr.Blocks:
         chatbot.select(app.show_turn, turns, sources, api_visibility="private")
         chatbot.like(app.rate, turns, [turns, feedback_id, feedback_box, comment], api_visibility="private")
         comment_send.click(app.comment, [feedback_id, comment], [feedback_box, comment], api_visibility="private")
+
         def reset() -> tuple[Any, ...]:
             return [], [], ui.sources_placeholder(app.index.status()["bulletins"]), None, gr.update(visible=False)
 
@@ -111,7 +108,8 @@ def layout(app: ChatApp, examples: list[str]) -> gr.Blocks:
                 progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[Any, ...]:  # noqa: B008
             return app.add(files, publisher, date, title, progress)
 
-        add_btn.click(add, [files, up_publisher, up_date, up_title], [add_msg, files, *refreshed],
+        form = [files, up_publisher, up_date, up_title]
+        add_btn.click(add, form, [add_msg, *form, *refreshed],
                       api_name="add_bulletins", concurrency_limit=1, concurrency_id="library", show_progress_on=add_msg)
         remove_btn.click(lambda d: gr.update(visible=bool(d)), to_remove, confirm_row, api_visibility="private")
         remove_no.click(lambda: gr.update(visible=False), None, confirm_row, api_visibility="private")

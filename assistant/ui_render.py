@@ -169,17 +169,21 @@ def _footer(result: AskResult, index_version: str) -> str:
 
 
 # library ------------------------------------------------------------------------
-LIBRARY_HEADERS = ["Title", "Publisher", "Date", "Articles", "Chunks", "Added", "ID"]
-
-
-def library_rows(bulletins: Sequence[dict[str, Any]]) -> list[list[Any]]:
-    """One row per bulletin; the table shows cells as text, so nothing is escaped here."""
+def library_html(bulletins: Sequence[dict[str, Any]]) -> str:
+    """Every bulletin, newest first: title and id, publisher, date, articles, passages, when it was added."""
+    if not bulletins:
+        return '<div class="sn-sources-empty">The library is empty: add a bulletin on the right.</div>'
     rows = []
     for b in sorted(bulletins, key=lambda b: (b.get("date") or "", b["doc_id"]), reverse=True):
         added = datetime.fromtimestamp(b["indexed_at"]).strftime("%Y-%m-%d") if b.get("indexed_at") else ""
-        rows.append([b["title"], b.get("publisher") or "", b.get("date") or "", len(b.get("articles", [])),
-                     b.get("chunks", 0), added, b["doc_id"]])
-    return rows
+        rows.append(
+            f'<tr><td><div class="sn-lib-title">{esc(b["title"])}</div><code>{esc(b["doc_id"])}</code></td>'
+            f'<td>{esc(b.get("publisher") or "")}</td><td class="sn-nowrap">{esc(b.get("date") or "")}</td>'
+            f'<td class="sn-num">{len(b.get("articles", []))}</td><td class="sn-num">{b.get("chunks", 0)}</td>'
+            f'<td class="sn-nowrap">{added}</td></tr>')
+    return ('<table class="sn-library"><thead><tr><th>Bulletin</th><th>Publisher</th><th>Date</th>'
+            '<th class="sn-num">Articles</th><th class="sn-num">Passages</th><th>Added</th></tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>')
 
 
 def status_html(status: dict[str, Any]) -> str:
@@ -188,6 +192,10 @@ def status_html(status: dict[str, Any]) -> str:
         return '<span class="sn-status">no bulletins indexed yet</span>'
     return (f'<span class="sn-status">{n} bulletin{"s" if n != 1 else ""} · {status["articles"]} articles · '
             f'{status["chunks"]} passages · index {esc(status["fingerprint"])}</span>')
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def last_update_html(last: dict[str, Any] | None) -> str:
@@ -204,10 +212,10 @@ def last_update_html(last: dict[str, Any] | None) -> str:
         items.append("could not index: " + "; ".join(f"<code>{esc(p)}</code> ({esc(w)})" for p, w in failed))
     summary = " · ".join(items) or "nothing changed"
     arts = last.get("new_articles") or []
-    lis = "".join(f'<li><span class="sn-date">{esc(a.get("date") or "date unknown")}</span> '
-                  f'<b>{esc(a["title"])}</b><div class="sn-lead">{esc(a.get("lead") or "")}</div></li>'
-                  for a in arts[:12])
-    more = f'<li class="sn-sub">and {len(arts) - 12} more</li>' if len(arts) > 12 else ""
-    new = f'<div class="sn-sub">New articles</div><ul class="sn-new">{lis}{more}</ul>' if arts else ""
+    lis = [f'<li><span class="sn-date">{esc(a.get("date") or "date unknown")}</span> '
+           f'<b>{esc(a["title"])}</b><div class="sn-lead">{esc(a.get("lead") or "")}</div></li>' for a in arts]
+    more = (f'<details><summary class="sn-sub">and {len(lis) - 6} more</summary><ul class="sn-new">'
+            f'{"".join(lis[6:])}</ul></details>') if len(lis) > 6 else ""
+    new = f'<div class="sn-sub">New articles</div><ul class="sn-new">{"".join(lis[:6])}</ul>{more}' if arts else ""
     return (f'<div class="sn-update"><div><b>Last {esc(last["kind"])}</b> <span class="sn-sub">{when} · '
-            f'embedded {last.get("embedded", 0)} passages</span></div><div>{summary}</div>{new}</div>')
+            f'embedded {_n(last.get("embedded", 0), "passage")}</span></div><div>{summary}</div>{new}</div>')

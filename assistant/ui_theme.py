@@ -33,7 +33,7 @@ a.sn-cite:hover { background: var(--color-accent); color: white !important; }
 .sn-refusal.sn-error { border-left-color: #dc2626; background: rgba(220, 38, 38, 0.08); }
 .sn-refusal.sn-error .sn-refusal-head { color: #b91c1c; }
 .sn-refusal-hint { font-size: 0.8rem; color: var(--body-text-color-subdued); margin-top: 4px; }
-#sn-sources { max-height: 74vh; overflow-y: auto; padding-right: 4px; }
+#sn-sources { max-height: calc(64vh + 72px); overflow-y: auto !important; padding-right: 4px; }
 .sn-sources-head { font-weight: 700; font-size: 1rem; margin: 2px 0 10px; }
 .sn-sources-head.sn-near { color: #b45309; }
 .sn-sub { font-weight: 400; font-size: 0.78rem; color: var(--body-text-color-subdued); margin-left: 8px; }
@@ -71,7 +71,19 @@ mark.sn-support { background: #fde68a; color: #1f2937; padding: 0 1px; border-ra
 .sn-update .sn-lead { font-size: 0.8rem; color: var(--body-text-color-subdued); }
 .sn-ok { color: #15803d; }
 .sn-bad { color: #b91c1c; }
-#sn-table table, #sn-table td, #sn-table th { font-family: var(--font) !important; font-size: 0.86rem; }
+#sn-table { max-height: 60vh; overflow-y: auto !important; }
+table.sn-library { width: 100%; border-collapse: collapse; font-size: 0.86rem; border: none !important; }
+#sn-table, #sn-table * { border-left: none !important; border-right: none !important; }
+table.sn-library th, table.sn-library td { border-left: none !important; border-right: none !important;
+  border-top: none !important; }
+table.sn-library th { text-align: left; font-size: 0.76rem; text-transform: uppercase; letter-spacing: 0.04em;
+  color: var(--body-text-color-subdued); border-bottom: 1px solid var(--border-color-primary); padding: 6px 8px; }
+table.sn-library td { padding: 8px; border-bottom: 1px solid var(--border-color-primary); vertical-align: top; }
+table.sn-library tr:hover td { background: var(--background-fill-secondary); }
+table.sn-library code { font-size: 0.74rem; color: var(--body-text-color-subdued); background: none; padding: 0; }
+.sn-lib-title { font-weight: 600; }
+.sn-num { text-align: right !important; }
+.sn-nowrap { white-space: nowrap; }
 #sn-add-msg, #sn-remove-msg { font-size: 0.88rem; }
 footer { opacity: 0.6; }
 """
@@ -81,7 +93,13 @@ JS = """
   const flash = (id, tries) => {
     const el = document.getElementById(id);
     if (!el) { if (tries > 0) setTimeout(() => flash(id, tries - 1), 100); return; }
-    el.scrollIntoView({ behavior: "smooth", block: "nearest" });
+    const panel = document.getElementById("sn-sources");
+    if (panel && panel.contains(el)) {  // scroll the panel only, not the page
+      const top = el.getBoundingClientRect().top - panel.getBoundingClientRect().top - 8;
+      panel.scrollBy({ top: top, behavior: "smooth" });
+    } else {
+      el.scrollIntoView({ behavior: "smooth", block: "nearest" });
+    }
     el.classList.remove("sn-flash"); void el.offsetWidth; el.classList.add("sn-flash");
     setTimeout(() => el.classList.remove("sn-flash"), 1600);
   };

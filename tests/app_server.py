@@ -39,7 +39,7 @@ def chat_server(base: Path, embedder: Any, auth: tuple[str, str] | None = None) 
     assert report.ok, report.failed
     bot = Assistant(settings, index=index)
     demo = build_app(bot)
-    url = launch(demo, "127.0.0.1", free_port(), auth=auth, block=False)
+    url = launch(demo, "127.0.0.1", free_port(), auth=auth)
     try:
         yield Server(url, demo, bot, settings)
     finally:
