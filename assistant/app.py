@@ -55,12 +55,15 @@ class ChatApp:
         """Stream one answer into the chat; yields (chat, sources, turns, textbox, feedback box)."""
         question = (question or "").strip()
         messages, turns = list(messages or []), list(turns or [])
+        unchanged = (gr.skip(),) * 5
         if not question:
+            yield unchanged
             return
         try:
             filters = Filters.parse(since.strip() or None, until.strip() or None, publisher or None, bulletins or [])
         except UserError as exc:
-            gr.Warning(str(exc))
+            gr.Warning(str(exc).replace("--since", "From date").replace("--until", "To date"))
+            yield unchanged
             return
         turn = len(turns)
         messages += [{"role": "user", "content": ui.user_html(question)},

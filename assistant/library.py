@@ -7,7 +7,6 @@ import re
 import threading
 import tomllib
 from pathlib import Path
-from typing import Any
 
 from index.catalog import CATALOG, read_catalog, scan
 from index.errors import UserError
@@ -83,8 +82,3 @@ def _toml_str(value: str) -> str:
     """A TOML basic string (control characters are removed before this)."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
-
-def report_notes(report: UpdateReport) -> dict[str, Any]:
-    """The parts of an update report the window shows after an add or remove."""
-    return {"added": report.added_docs, "changed": report.changed_docs, "removed": report.removed_docs,
-            "failed": report.failed, "summary": report.summary(), "new_articles": report.new_articles}

@@ -230,3 +230,20 @@ def _text(message: dict) -> str:
     if isinstance(content, list):
         return "".join(part.get("text", "") for part in content if isinstance(part, dict))
     return str(content)
+
+
+def test_catalog_entries_for_uploads(tmp_path: Path) -> None:
+    import tomllib
+
+    from assistant.library import catalog_entries
+
+    (tmp_path / "catalog.toml").write_text('# kept\n["old"]\ntitle = "Old"\n')
+    notes = catalog_entries(tmp_path, ["new one", "old"], {"title": 'A "quoted" \\ title\x07', "publisher": "ITU",
+                                                           "date": ""})
+    assert notes and "old" in notes[0]
+    text = (tmp_path / "catalog.toml").read_text()
+    assert text.startswith("# kept\n")
+    data = tomllib.loads(text)
+    assert data["old"] == {"title": "Old"}
+    assert data["new one"] == {"title": 'A "quoted" \\ title', "publisher": "ITU"}
+    assert catalog_entries(tmp_path, ["x"], {"title": "", "publisher": " ", "date": ""}) == []
