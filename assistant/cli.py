@@ -250,9 +250,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
         result = bot.ask(args.question, history=history, k=args.k, filters=filters)
         print(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
         return 0
+    live = bot.answerer.name != "extractive"  # only an LLM streams in pieces worth watching
     result = bot.ask(args.question, history=history, k=args.k, filters=filters,
-                     on_delta=lambda d: print(d, end="", flush=True))
-    print(f" (as of {result.as_of})" if result.as_of else "")
+                     on_delta=(lambda d: print(d, end="", flush=True)) if live else None)
+    if live:
+        print("\n")  # the checked answer below renumbers citations to the sources list
+    print(result.answer)
     print(result.render_sources())
     return 0
 
