@@ -1,0 +1,238 @@
+"""Index benchmark, all on one corpus in one run, every contender in its own process
+(end to end: start, imports, model load, reading, chunking, embedding, writing):
+
+1. ``stdnews index update`` from an empty data directory (each --backends entry);
+2. the plain LangChain pipeline: files -> ``RecursiveCharacterTextSplitter(1000, 150)``
+   -> ``HuggingFaceEmbeddings`` (same model) -> ``Chroma.from_documents``;
+3. the raw model limit: ``SentenceTransformer.encode`` of our chunks alone (model
+   already loaded; only the encode call is timed), and the same for the int8 ONNX model;
+4. then, on our index: the no-op update, adding one bulletin (``stdnews index add``),
+   editing one bulletin, each end to end as a user runs it; peak memory of each process.
+
+Throughput is chunks/s and tokens/s (tokens = what the model sees, by its own
+tokenizer, truncated at 256). The ONNX export is a one-time step (made on first use
+and cached in the data directory); it is timed separately, not inside the runs.
+
+    python bench/make_corpus.py 660 --out bench/out/corpus-10k
+    python bench/index.py --corpus bench/out/corpus-10k --json bench/out/index-10k.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+from bench.common import chunk_texts, loadavg, machine, run_timed, token_counts  # noqa: E402
+
+
+# children: each runs in its own process and prints one JSON line -------------------
+def child_langchain(corpus: Path, work: Path) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    from langchain_chroma import Chroma
+    from langchain_core.documents import Document
+    from langchain_huggingface import HuggingFaceEmbeddings
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    from index.embed import model_path
+
+    docs = [Document(page_content=p.read_text(encoding="utf-8"), metadata={"source": p.stem})
+            for p in sorted(corpus.glob("*.txt"))]
+    chunks = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=150).split_documents(docs)
+    embeddings = HuggingFaceEmbeddings(model_name=model_path(), model_kwargs={"device": "cpu"})
+    t1 = time.perf_counter()
+    Chroma.from_documents(chunks, embeddings, persist_directory=str(work / "lc-chroma"), collection_name="bench")
+    t2 = time.perf_counter()
+    return {"chunks": len(chunks), "tokens": sum(token_counts([c.page_content for c in chunks])),
+            "setup_s": t1 - t0, "embed_store_s": t2 - t1}
+
+
+def child_raw(corpus: Path, backend: str, batch_size: int, models_dir: Path) -> dict[str, Any]:
+    texts = chunk_texts(corpus)
+    if backend == "torch":
+        from sentence_transformers import SentenceTransformer
+
+        from index.embed import model_path
+
+        model = SentenceTransformer(model_path(), device="cpu")
+        model.encode(texts[:8])
+        t0 = time.perf_counter()
+        model.encode(texts, batch_size=batch_size)
+    else:
+        from index.embed import make_embedder
+
+        emb = make_embedder("onnx", batch_size, models_dir=models_dir)
+        emb.embed_documents(texts[:8])
+        t0 = time.perf_counter()
+        emb.embed_documents(texts)
+    return {"chunks": len(texts), "encode_s": time.perf_counter() - t0}
+
+
+# the benchmark --------------------------------------------------------------------------
+def stdnews(home: Path, corpus: Path, *args: str, backend: str = "onnx", batch: int | None = None,
+            index_batch: int | None = None) -> dict[str, Any]:
+    env = {"STDNEWS_EMBED_BACKEND": backend}
+    if batch:
+        env["STDNEWS_EMBED_BATCH_SIZE"] = str(batch)
+    if index_batch:
+        env["STDNEWS_INDEX_BATCH_SIZE"] = str(index_batch)
+    cmd = [sys.executable, "-m", "assistant", "--home", str(home), "--corpus", str(corpus), "index", *args]
+    res = run_timed(cmd, env=env)
+    if res["rc"] != 0:
+        raise SystemExit(f"failed: {res['cmd']}\n{res['output']}")
+    res["load"] = loadavg()
+    return res
+
+
+def child(name: str, *args: str) -> dict[str, Any]:
+    res = run_timed([sys.executable, __file__, "--child", name, *args])
+    if res["rc"] != 0:
+        raise SystemExit(f"child {name} failed:\n{res['output']}")
+    res.update(json.loads(res["output"].strip().splitlines()[-1]))
+    res["load"] = loadavg()
+    return res
+
+
+def edit_one(corpus: Path) -> Path:
+    """Change one paragraph of one generated bulletin (a correction, as publishers send)."""
+    path = sorted(corpus.glob("bulletin-*.txt"))[len(list(corpus.glob("bulletin-*.txt"))) // 2]
+    text = path.read_text()
+    paras = text.split("\n\n")
+    i = next(i for i, p in enumerate(paras) if len(p) > 300)
+    paras[i] = paras[i].replace(".", " (corrected).", 1)
+    path.write_text("\n\n".join(paras))
+    return path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", type=Path, help="corpus folder (bench/make_corpus.py); copied, never changed")
+    ap.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "index")
+    ap.add_argument("--backends", default="onnx", help="comma list of embed backends for our runs (onnx,torch)")
+    ap.add_argument("--batch", type=int, default=None, help="STDNEWS_EMBED_BATCH_SIZE for our runs")
+    ap.add_argument("--index-batch", type=int, default=None, help="STDNEWS_INDEX_BATCH_SIZE for our runs")
+    ap.add_argument("--skip", default="", help="comma list of: langchain, raw-torch, raw-onnx, incremental")
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args, rest = ap.parse_known_args()
+
+    if args.child:
+        a = rest
+        if args.child == "langchain":
+            out = child_langchain(Path(a[0]), Path(a[1]))
+        else:
+            out = child_raw(Path(a[0]), a[1], int(a[2]), Path(a[3]))
+        print(json.dumps(out))
+        return
+
+    skip = set(filter(None, args.skip.split(",")))
+    work: Path = args.work
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    corpus = work / "corpus"
+    shutil.copytree(args.corpus, corpus)
+    texts = chunk_texts(corpus)
+    tokens = sum(token_counts(texts))
+    results: dict[str, Any] = {
+        "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "load_start": loadavg(),
+        "corpus": {"path": str(args.corpus), "files": len(list(corpus.glob("*.txt"))),
+                   "mb": round(sum(f.stat().st_size for f in corpus.iterdir()) / 2**20, 2),
+                   "chunks": len(texts), "tokens": tokens},
+        "runs": {},
+    }
+
+    # one-time ONNX export, made here so that no timed run includes it
+    from index.embed import default_models_dir, ensure_onnx_model, onnx_model_dir
+
+    models = work / "models"
+    t0 = time.perf_counter()
+    cached = (onnx_model_dir(default_models_dir()) / "model.onnx").is_file()
+    src = ensure_onnx_model(None)
+    results["onnx_export_s"] = None if cached else round(time.perf_counter() - t0, 1)
+    shutil.copytree(src, onnx_model_dir(models))
+
+    def ours(backend: str) -> dict[str, Any]:
+        home = work / f"home-{backend}"
+        home.mkdir()
+        shutil.copytree(src, onnx_model_dir(home / "models"))  # as an install step would leave it
+        r = stdnews(home, corpus, "update", "--quiet", backend=backend, batch=args.batch, index_batch=args.index_batch)
+        r.update(chunks=len(texts), tokens=tokens)
+        return r
+
+    runs = results["runs"]
+    backends = args.backends.split(",")
+    if "raw-torch" not in skip:
+        runs["raw model, torch (encode only)"] = child("raw", str(corpus), "torch", "32", str(models))
+    if "langchain" not in skip:
+        runs["plain LangChain pipeline"] = child("langchain", str(corpus), str(work))
+    for b in backends:
+        runs[f"stdnews index update ({b})"] = ours(b)
+    if "raw-onnx" not in skip:
+        runs["raw model, onnx int8 (encode only)"] = child("raw", str(corpus), "onnx", str(args.batch or 64),
+                                                          str(models))
+    for r in runs.values():
+        seconds = r.get("encode_s") or r["wall_s"]
+        r["seconds"] = seconds
+        r.setdefault("tokens", tokens)
+        r["chunks_per_s"] = r["chunks"] / seconds
+        r["tokens_per_s"] = r["tokens"] / seconds
+        r.pop("output", None)
+
+    if "incremental" not in skip:
+        b = backends[0]
+        home = work / f"home-{b}"
+        inc = results["incremental"] = {}
+        inc["no-op update"] = stdnews(home, corpus, "update", "--quiet", backend=b)
+        new = work / "new-bulletin.txt"
+        from bench.make_corpus import one_bulletin
+
+        one_bulletin(new)
+        inc["add one bulletin (index add)"] = stdnews(home, corpus, "add", str(new), "--quiet", backend=b)
+        edit_one(corpus)
+        inc["edit one bulletin (update)"] = stdnews(home, corpus, "update", "--quiet", backend=b)
+        inc["no-op update (again)"] = stdnews(home, corpus, "update", "--quiet", backend=b)
+        for r in inc.values():
+            r["summary"] = r.pop("output").strip().splitlines()[-2:]
+    results["load_end"] = loadavg()
+    print_tables(results)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=1, default=str))
+
+
+def print_tables(res: dict[str, Any]) -> None:
+    c = res["corpus"]
+    print(f"\ncorpus: {c['files']} bulletins, {c['mb']} MiB, our chunks: {c['chunks']}, tokens: {c['tokens']}")
+    print(f"machine: {res['machine']}; load at start {res['load_start']}, end {res.get('load_end')}")
+    if res.get("onnx_export_s"):
+        print(f"one-time ONNX export: {res['onnx_export_s']} s")
+    runs = res["runs"]
+    lc = runs.get("plain LangChain pipeline")
+    raw = runs.get("raw model, torch (encode only)")
+    print("\n| run | chunks | tokens | seconds | chunks/s | tokens/s | vs LangChain (tokens/s) | vs raw torch |"
+          " peak RSS MiB | load (1 min) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, r in runs.items():
+        vs_lc = f"{r['tokens_per_s'] / lc['tokens_per_s']:.2f}x" if lc else "-"
+        vs_raw = f"{r['tokens_per_s'] / raw['tokens_per_s']:.2f}x" if raw else "-"
+        print(f"| {name} | {r['chunks']} | {r['tokens']} | {r['seconds']:.1f} | {r['chunks_per_s']:.1f} |"
+              f" {r['tokens_per_s']:.0f} | {vs_lc} | {vs_raw} | {r['peak_rss_mb']:.0f} | {r['load'][0]} |")
+    if "incremental" in res:
+        print("\n| incremental (end to end, one process each) | seconds | peak RSS MiB | load (1 min) |")
+        print("|---|---:|---:|---:|")
+        for name, r in res["incremental"].items():
+            print(f"| {name} | {r['wall_s']:.2f} | {r['peak_rss_mb']:.0f} | {r['load'][0]} |")
+
+
+if __name__ == "__main__":
+    main()
