@@ -15,6 +15,7 @@ from typing import Any
 import gradio as gr
 
 from assistant import ui_render as ui
+from assistant.facets import facets, normalise_orgs
 from assistant.feedback import FeedbackStore, feedback_path
 from assistant.library import add_bulletins, remove_bulletin
 from assistant.pipeline import AskResult, Assistant
@@ -39,19 +40,36 @@ class ChatApp:
         self.bot = assistant
         self.index = assistant.index
         self.feedback = feedback
+        self.org_names: list[str] = []  # what the index names, refreshed with the filter lists
+
+    def filters(self, since: str = "", until: str = "", publisher: str = "", bulletins: list[str] | None = None,
+                standards: list[str] | None = None, orgs: list[str] | None = None) -> Filters:
+        """The filters as the user gave them; a bad date, standard or organisation is a ``UserError``."""
+        return Filters.parse((since or "").strip() or None, (until or "").strip() or None, publisher or None,
+                             bulletins or [], [s for s in standards or [] if s.strip()],
+                             normalise_orgs(orgs, self.org_names))
+
+    def facet_choices(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """Choices of the "Standards & committees" and "Organisations" lists, from what the index holds."""
+        standards, orgs = facets(self.index)
+        self.org_names = [o.value for o in orgs]
+        return [f.choice for f in standards], [o.choice for o in orgs]
 
     # answering -------------------------------------------------------------
     def ask(self, question: str, since: str = "", until: str = "", publisher: str = "",
-            bulletins: list[str] | None = None, history: list[list[str]] | None = None, k: int = 0) -> dict:
-        """Answer one question; returns the ``stdnews ask --json`` object (for API clients)."""
-        filters = Filters.parse(since.strip() or None, until.strip() or None, publisher or None, bulletins or [])
+            bulletins: list[str] | None = None, history: list[list[str]] | None = None, k: int = 0,
+            standards: list[str] | None = None, orgs: list[str] | None = None) -> dict:
+        """Answer one question; returns the ``stdnews ask --json`` object (for API clients).
+        ``standards``: any spelling of standard numbers or committees; ``orgs``: ISO, IEC, ITU, SAC..."""
+        filters = self.filters(since, until, publisher, bulletins, standards, orgs)
         pairs = [(str(u), str(a)) for u, a in (history or [])]
         result = self.bot.ask(question, history=pairs, k=int(k) or None, filters=filters)
         return {**result.to_json(), "query": result.query, "notes": result.notes,
                 "index_version": self.index.fingerprint()}
 
     def respond(self, question: str, messages: list[dict], turns: list[dict], since: str, until: str,
-                publisher: str, bulletins: list[str], k: float) -> Iterator[tuple[Any, ...]]:
+                publisher: str, bulletins: list[str], k: float, standards: list[str] | None = None,
+                orgs: list[str] | None = None) -> Iterator[tuple[Any, ...]]:
         """Stream one answer into the chat; yields (chat, sources, turns, textbox, feedback box)."""
         question = (question or "").strip()
         messages, turns = list(messages or []), list(turns or [])
@@ -60,9 +78,10 @@ class ChatApp:
             yield unchanged
             return
         try:
-            filters = Filters.parse(since.strip() or None, until.strip() or None, publisher or None, bulletins or [])
+            filters = self.filters(since, until, publisher, bulletins, standards, orgs)
         except UserError as exc:
-            gr.Warning(str(exc).replace("--since", "From date").replace("--until", "To date"))
+            gr.Warning(str(exc).replace("--since", "From date").replace("--until", "To date")
+                       .replace("--standard ", "Standards & committees: "))
             yield unchanged
             return
         turn = len(turns)
@@ -91,7 +110,8 @@ class ChatApp:
                       "citations": result.to_json()["citations"], "answerer": result.answerer,
                       "index_version": version, "sources": sources, "feedback_id": None,
                       "filters": {"since": filters.since, "until": filters.until, "publisher": filters.publisher,
-                                  "bulletins": list(filters.bulletins)}})
+                                  "bulletins": list(filters.bulletins), "standards": list(filters.standards),
+                                  "orgs": list(filters.orgs)}})
         yield messages, sources, turns, gr.skip(), gr.skip()
 
     @staticmethod
@@ -131,17 +151,33 @@ class ChatApp:
 
     # library ---------------------------------------------------------------
     def refresh(self) -> tuple[Any, ...]:
-        """Everything that shows what the index holds: header, filters, table, last update."""
+        """Everything that shows what the index holds: header, filters, table, last update,
+        facet lists, what's new (back to the last update's), same-story groups."""
         st = self.index.status()
         docs = st["documents"]
         publishers = sorted({d["publisher"] for d in docs if d.get("publisher")})
         bulletin_choices = [(d["title"], d["doc_id"]) for d in docs]
+        standard_choices, org_choices = self.facet_choices()
         return (ui.status_html(st),
                 gr.update(choices=[("Any publisher", ""), *[(p, p) for p in publishers]]),
                 gr.update(choices=bulletin_choices),
                 ui.library_html(docs),
                 ui.last_update_html(st["last_update"]),
-                gr.update(choices=bulletin_choices, value=None))
+                gr.update(choices=bulletin_choices, value=None),
+                gr.update(choices=standard_choices),
+                gr.update(choices=org_choices),
+                self.whats_new(None),
+                gr.update(value=None),
+                ui.duplicates_html(st["duplicates"]))
+
+    def whats_new(self, since: str | None = None) -> str:
+        """What the last update added, or everything added since a date (YYYY-MM-DD)."""
+        since = (since or "").strip() or None
+        try:
+            items = self.index.whats_new(since)
+        except UserError as exc:
+            return _message(str(exc).replace("--since", "Added since"), ok=False)
+        return ui.whats_new_html(items, since)
 
     def add(self, files: list[str] | None, publisher: str, date: str, title: str,
             progress: Any = None) -> tuple[Any, ...]:

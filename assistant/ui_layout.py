@@ -1,5 +1,5 @@
 """Where everything sits in the chat window, and which handler each event calls.
-Named API endpoints (``/ask``, ``/chat``, ``/library``, ``/add_bulletins``,
+Named API endpoints (``/ask``, ``/chat``, ``/library``, ``/whats_new``, ``/add_bulletins``,
 ``/remove_bulletin``) make the same window scriptable with ``gradio_client``."""
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ def layout(app: ChatApp, examples: list[str]) -> gr.Blocks:
     docs = st["documents"]
     publishers = sorted({d["publisher"] for d in docs if d.get("publisher")})
     bulletin_choices = [(d["title"], d["doc_id"]) for d in docs]
+    standard_choices, org_choices = app.facet_choices()
 
     with gr.Blocks(title="stdnews · standards news assistant", analytics_enabled=False) as demo:
         turns = gr.State([])
@@ -43,6 +44,12 @@ def layout(app: ChatApp, examples: list[str]) -> gr.Blocks:
                                             choices=[("Any publisher", ""), *[(p, p) for p in publishers]])
                     bulletins = gr.Dropdown(label="Bulletins", choices=bulletin_choices, multiselect=True,
                                             info="none chosen: all")
+                    standards = gr.Dropdown(label="Standards & committees", choices=standard_choices,
+                                            multiselect=True, allow_custom_value=True, elem_id="sn-standards",
+                                            info="type any spelling; (n): passages naming it")
+                    orgs = gr.Dropdown(label="Organisations", choices=org_choices, multiselect=True,
+                                       allow_custom_value=True, elem_id="sn-orgs",
+                                       info="(n): passages naming it")
                     k = gr.Slider(1, 10, value=app.bot.settings.k, step=1, label="Passages")
                     gr.Markdown("A date filter leaves out articles whose date is unknown.",
                                 elem_classes="sn-hint")
@@ -65,7 +72,17 @@ def layout(app: ChatApp, examples: list[str]) -> gr.Blocks:
                     sources = gr.HTML(ui.sources_placeholder(st["bulletins"]), elem_id="sn-sources")
             with gr.Tab("Library", id="library"), gr.Row(equal_height=False):
                 with gr.Column(scale=3):
+                    gr.Markdown("**What's new** · the last update's articles, or all added since a date")
+                    with gr.Row(equal_height=False, elem_id="sn-new-row"):
+                        added_since = gr.DateTime(None, include_time=False, type="string", label="Added since",
+                                                  scale=2, elem_id="sn-added-since")
+                        show_new = gr.Button("Show", size="sm", scale=1, min_width=80, elem_id="sn-show-new")
+                        last_new = gr.Button("Last update", size="sm", scale=1, min_width=80)
+                    whats_new = gr.HTML(app.whats_new(None), elem_id="sn-whats-new")
+                    gr.Markdown("**Library**")
                     table = gr.HTML(ui.library_html(docs), elem_id="sn-table")
+                    gr.Markdown("**Same story, several bulletins**")
+                    dups = gr.HTML(ui.duplicates_html(st["duplicates"]), elem_id="sn-dups")
                     gr.Markdown("**What the last update did**")
                     last = gr.HTML(ui.last_update_html(st["last_update"]), elem_id="sn-last-update")
                 with gr.Column(scale=2, min_width=300):
@@ -86,8 +103,9 @@ def layout(app: ChatApp, examples: list[str]) -> gr.Blocks:
                         remove_no = gr.Button("Cancel", size="sm")
                     remove_msg = gr.HTML(elem_id="sn-remove-msg", min_height=40)
 
-        refreshed = [status, publisher, bulletins, table, last, to_remove]
-        chat_in = [question, chatbot, turns, since, until, publisher, bulletins, k]
+        refreshed = [status, publisher, bulletins, table, last, to_remove, standards, orgs, whats_new, added_since,
+                     dups]
+        chat_in = [question, chatbot, turns, since, until, publisher, bulletins, k, standards, orgs]
         chat_out = [chatbot, sources, turns, question, feedback_box]
         chat_opts: dict[str, Any] = {"show_progress": "hidden"}  # the chat shows its own "Searching…"
         send.click(app.respond, chat_in, chat_out, api_name="chat", **chat_opts)
@@ -115,6 +133,10 @@ def layout(app: ChatApp, examples: list[str]) -> gr.Blocks:
         remove_no.click(lambda: gr.update(visible=False), None, confirm_row, api_visibility="private")
         remove_yes.click(app.remove, to_remove, [remove_msg, confirm_row, *refreshed], api_name="remove_bulletin",
                          concurrency_limit=1, concurrency_id="library", show_progress_on=remove_msg)
+        show_new.click(app.whats_new, added_since, whats_new, api_name="whats_new", show_progress="hidden")
+        added_since.change(app.whats_new, added_since, whats_new, api_visibility="private", show_progress="hidden")
+        last_new.click(lambda: (None, app.whats_new(None)), None, [added_since, whats_new], api_visibility="private",
+                       show_progress="hidden")
         demo.load(app.refresh, None, refreshed, api_name="library", show_progress="hidden")
         gr.api(app.ask, api_name="ask")
     return demo

@@ -212,10 +212,55 @@ def last_update_html(last: dict[str, Any] | None) -> str:
         items.append("could not index: " + "; ".join(f"<code>{esc(p)}</code> ({esc(w)})" for p, w in failed))
     summary = " · ".join(items) or "nothing changed"
     arts = last.get("new_articles") or []
-    lis = [f'<li><span class="sn-date">{esc(a.get("date") or "date unknown")}</span> '
-           f'<b>{esc(a["title"])}</b><div class="sn-lead">{esc(a.get("lead") or "")}</div></li>' for a in arts]
-    more = (f'<details><summary class="sn-sub">and {len(lis) - 6} more</summary><ul class="sn-new">'
-            f'{"".join(lis[6:])}</ul></details>') if len(lis) > 6 else ""
-    new = f'<div class="sn-sub">New articles</div><ul class="sn-new">{"".join(lis[:6])}</ul>{more}' if arts else ""
+    new = (f'<div class="sn-sub">{_n(len(arts), "new article")}: listed under What\'s new</div>' if arts else "")
     return (f'<div class="sn-update"><div><b>Last {esc(last["kind"])}</b> <span class="sn-sub">{when} · '
             f'embedded {_n(last.get("embedded", 0), "passage")}</span></div><div>{summary}</div>{new}</div>')
+
+
+def whats_new_html(items: Sequence[dict[str, Any]], since: str | None = None, shown: int = 8) -> str:
+    """Articles that updates added (``Index.whats_new``): headline, date, publisher, lead sentence."""
+    if since:
+        head = f"Added since {esc(since)}"
+        sub = _n(len(items), "article")
+    else:
+        head = "Added by the last update"
+        sub = _when(items[0]["added_at"]) if items else ""
+    if not items:
+        empty = (f"Nothing was added on or after {esc(since)}." if since
+                 else "No update has added articles yet (or they have been removed since).")
+        return (f'<div class="sn-whats-new"><div class="sn-whats-new-head">{head}</div>'
+                f'<div class="sn-sources-empty">{empty}</div></div>')
+    lis = []
+    for a in items:
+        meta = [esc(a.get("date")) if a.get("date") else '<span class="sn-unknown">date unknown</span>',
+                esc(a.get("publisher")) if a.get("publisher") else '<span class="sn-unknown">publisher unknown</span>',
+                f'<code>{esc(a["doc_id"])}</code>']
+        if since:
+            meta.append(f"added {_when(a['added_at'])}")
+        lis.append(f'<li><div class="sn-new-title">{esc(a["title"])}</div><div class="sn-meta">{" · ".join(meta)}'
+                   f'</div><div class="sn-lead">{esc(a.get("lead") or "")}</div></li>')
+    more = (f'<details><summary class="sn-sub">and {len(lis) - shown} more</summary><ul class="sn-new">'
+            f'{"".join(lis[shown:])}</ul></details>') if len(lis) > shown else ""
+    return (f'<div class="sn-whats-new"><div class="sn-whats-new-head">{head}<span class="sn-sub">{sub}</span></div>'
+            f'<ul class="sn-new">{"".join(lis[:shown])}</ul>{more}</div>')
+
+
+def duplicates_html(groups: Sequence[Sequence[dict[str, Any]]]) -> str:
+    """Stories that several bulletins tell (``Index.duplicate_groups``): headline, then who reported it."""
+    if not groups:
+        return '<div class="sn-hint">No story appears in more than one bulletin.</div>'
+    lis = []
+    for g in groups:
+        lead = max(g, key=lambda a: (bool(a.get("publisher")), bool(a.get("date")), -len(a.get("title") or "")))
+        by = "; ".join(
+            f'{esc(a.get("publisher") or "publisher unknown")}'
+            f'{" · " + esc(a["date"]) if a.get("date") else ""} (<code>{esc(a["doc_id"])}</code>'
+            f'{", as " + chr(8220) + esc(a["title"]) + chr(8221) if a.get("title") != lead.get("title") else ""})'
+            for a in g)
+        lis.append(f'<li><div class="sn-new-title">{esc(lead.get("title"))}</div>'
+                   f'<div class="sn-meta">same story reported by {by}</div></li>')
+    return f'<ul class="sn-new sn-dups">{"".join(lis)}</ul>'
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")

@@ -66,9 +66,17 @@ mark.sn-support { background: #fde68a; color: #1f2937; padding: 0 1px; border-ra
 .sn-notes summary { display: inline; cursor: pointer; }
 .sn-notes ul { margin: 4px 0 0 16px; }
 .sn-update { font-size: 0.88rem; line-height: 1.5; }
-.sn-update ul.sn-new { margin: 4px 0 0; padding-left: 18px; }
-.sn-update .sn-date { font-size: 0.78rem; color: var(--body-text-color-subdued); }
-.sn-update .sn-lead { font-size: 0.8rem; color: var(--body-text-color-subdued); }
+.sn-whats-new-head { font-weight: 700; margin: 2px 0 4px; }
+ul.sn-new { list-style: none; margin: 4px 0 0; padding: 0; font-size: 0.88rem; }
+ul.sn-new > li { padding: 6px 0; border-bottom: 1px solid var(--border-color-primary); }
+ul.sn-new > li:last-child { border-bottom: none; }
+ul.sn-new .sn-new-title { font-weight: 600; line-height: 1.3; }
+ul.sn-new .sn-meta { margin: 1px 0 2px; }
+ul.sn-new .sn-lead { font-size: 0.82rem; line-height: 1.45; }
+ul.sn-new code { font-size: 0.74rem; background: none; padding: 0; }
+#sn-new-row { align-items: flex-end; }
+#sn-new-row > button { flex-grow: 0; margin-bottom: 6px; }
+#sn-whats-new, #sn-dups { max-height: 46vh; overflow-y: auto !important; }
 .sn-ok { color: #15803d; }
 .sn-bad { color: #b91c1c; }
 #sn-table { max-height: 60vh; overflow-y: auto !important; }

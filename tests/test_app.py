@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,46 @@ def test_filters_narrow_retrieval_and_bad_dates_are_refused(client) -> None:  # 
         client.predict("smart cities", since="last week", api_name="/ask")
 
 
+def _carry(server: Server, chunk_ids: list[str], column: str, value: str) -> bool:
+    rows = server.app.index.db.get_chunks(chunk_ids)
+    return len(rows) == len(chunk_ids) and all(f"|{value}|" in rows[c].get(column, "") for c in chunk_ids)
+
+
+def test_standards_and_org_facets_restrict_cited_passages(client, server: Server) -> None:  # noqa: ANN001
+    from gradio_client.exceptions import AppError
+
+    question = "What are the smart city frameworks?"
+    unfiltered = client.predict(question, api_name="/ask")
+    assert not _carry(server, [p["chunk_id"] for p in unfiltered["passages"]], "std_keys", "30145-3")
+    for spelling in ("ISO/IEC 30145-3", "ISO IEC 30145 part 3"):
+        r = client.predict(question, standards=[spelling], api_name="/ask")
+        assert not r["refused"] and r["citations"], r
+        assert _carry(server, [c["chunk_id"] for c in r["citations"]], "std_keys", "30145-3"), r["citations"]
+        assert _carry(server, [p["chunk_id"] for p in r["passages"]], "std_keys", "30145-3")
+        assert "Smart City Engineering Framework" in r["answer"]
+    r = client.predict("smart cities", orgs=["cesi"], api_name="/ask")  # any case: stored as CESI
+    assert r["passages"] and _carry(server, [p["chunk_id"] for p in r["passages"]], "orgs", "CESI")
+    with pytest.raises(AppError):
+        client.predict("smart cities", standards=["not a standard"], api_name="/ask")
+    with pytest.raises(AppError):
+        client.predict("smart cities", orgs=["Acme Standards Club"], api_name="/ask")
+
+    chat, sources, _ = client.submit(question, standards=["ISO/IEC 30145-3"], api_name="/chat").result()
+    assert "Smart City Engineering Framework" in _text(chat[-1])
+    assert sources.count('class="sn-source"') == 1  # the one passage that names it
+
+
+def test_facet_lists_come_from_the_index(client) -> None:  # noqa: ANN001
+    library = client.predict(api_name="/library")
+    standards = [value for _, value in library[6]["choices"]]
+    orgs = {value: label for label, value in library[7]["choices"]}
+    assert {"ISO/IEC 30145-3", "JTC 1/WG 11", "GB/T 35273", "SAC/TC 28"} <= set(standards)
+    assert "30145-3" not in standards, "one entry per standard, in its labelled spelling"
+    assert "TC 28" not in standards, "a plain TC that always comes as SAC/TC 28 is left out"
+    assert {"ISO", "IEC", "ITU", "SAC", "CESI", "ANSI", "CEN-CENELEC"} <= set(orgs)
+    assert orgs["CESI"] == "CESI (5)", "the label counts the passages"
+
+
 def test_history_feeds_follow_up_questions(client) -> None:  # noqa: ANN001
     first = client.predict("Who convenes JTC 1/WG 11?", api_name="/ask")
     r = client.predict("How many experts does it have?", history=[["Who convenes JTC 1/WG 11?", first["answer"]]],
@@ -99,7 +140,18 @@ def test_library_add_answer_remove(client, server: Server, tmp_path: Path) -> No
     assert (server.settings.corpus / src.name).is_file()
     library = client.predict(api_name="/library")
     assert "<code>itu-y4903-smart-city-kpis</code>" in library[3]
-    assert "ITU-T approves Y.4903" in library[4]  # what the last update added
+    assert "Last add" in library[4] and "itu-y4903-smart-city-kpis" in library[4]
+    assert "ITU-T Y.4903" in [value for _, value in library[6]["choices"]], "the new standard is a filter choice"
+    assert "ITU-T approves Y.4903" in library[8]  # what's new: the last update's articles
+    new = client.predict("", api_name="/whats_new")
+    assert "Added by the last update" in new and "ITU-T approves Y.4903" in new
+    assert "2026-03-05 · ITU · <code>itu-y4903-smart-city-kpis</code>" in new  # date, publisher, lead sentence
+    assert "ITU-T Study Group 20 approved Recommendation ITU-T Y.4903 on 5 March 2026." in new
+    today = datetime.now().strftime("%Y-%m-%d")
+    since = client.predict(today, api_name="/whats_new")
+    assert f"Added since {today}" in since and "ITU-T approves Y.4903" in since
+    assert "Nothing was added" in client.predict("2999-01-01", api_name="/whats_new")
+    assert "not a date" in client.predict("last week", api_name="/whats_new")
 
     r = client.predict("Who led the work on Y.4903?", api_name="/ask")
     assert not r["refused"], r
@@ -113,6 +165,29 @@ def test_library_add_answer_remove(client, server: Server, tmp_path: Path) -> No
     r = client.predict("Who led the work on Y.4903?", api_name="/ask")
     assert all(p["doc_id"] != "itu-y4903-smart-city-kpis" for p in r["passages"])
     assert "Jane Doe" not in r["answer"]
+    library = out[1:]  # the message, then the refreshed outputs (the confirm row is layout, not data)
+    assert "ITU-T Y.4903" not in [value for _, value in library[6]["choices"]]
+    assert "ITU-T approves Y.4903" not in library[8] and "ITU-T approves Y.4903" not in client.predict(
+        today, api_name="/whats_new")
+
+
+def test_same_story_in_two_bulletins_is_grouped(client, server: Server, tmp_path: Path) -> None:  # noqa: ANN001
+    from gradio_client import handle_file
+
+    original = (server.settings.corpus / "smart-cities-joint-task-force.txt").read_text()
+    copy = tmp_path / "task-force-reprint.txt"  # reprinted by another publisher, a sentence trimmed
+    copy.write_text("Joint Smart Cities Task Force launched by ITU, ISO and IEC\n\n"
+                    + original.split("\n", 1)[1].replace("COVID-19", "pandemic"))
+    out = client.predict([handle_file(str(copy))], "Example Weekly", "2020-10-20", "", api_name="/add_bulletins")
+    try:
+        assert "Added task-force-reprint" in out[0], out[0]
+        dups = out[5 + 10]  # message, four form fields, then the refreshed outputs
+        assert "same story reported by" in dups
+        assert "<code>smart-cities-joint-task-force</code>" in dups and "<code>task-force-reprint</code>" in dups
+        assert "Example Weekly · 2020-10-20" in dups
+    finally:
+        out = client.predict("task-force-reprint", api_name="/remove_bulletin")
+    assert "No story appears in more than one bulletin" in out[1 + 10]
 
 
 def test_library_refuses_bad_uploads_and_keeps_the_index(client, server: Server, tmp_path: Path) -> None:  # noqa: ANN001
@@ -218,6 +293,10 @@ def test_rendering_escapes_bulletin_text() -> None:
     html = ui.answer_html(r, 0) + ui.sources_html(r, 0, lambda _: bulletin, "v") + ui.user_html(evil)
     html += ui.last_update_html({"at": 0, "kind": "add", "added_docs": [evil], "failed": [(evil, evil)],
                                  "new_articles": [{"title": evil, "lead": evil, "date": evil}]})
+    new = [{"doc_id": evil, "title": evil, "date": evil, "publisher": evil, "lead": evil, "added_at": 0}]
+    html += ui.whats_new_html(new * 10) + ui.whats_new_html(new, since=evil) + ui.whats_new_html([], since=evil)
+    html += ui.duplicates_html([[{"doc_id": evil, "article": 0, "title": evil, "date": evil, "publisher": evil},
+                                 {"doc_id": "x", "article": 1, "title": "other", "date": None, "publisher": None}]])
     assert "<script" not in html and "<img" not in html
     assert "&lt;script&gt;" in html and '<mark class="sn-support">&lt;script&gt;' in html
     refused = AskResult(question="q", answer=evil, refused=True, citations=[], quotes=[], passages=[p],
@@ -230,6 +309,17 @@ def _text(message: dict) -> str:
     if isinstance(content, list):
         return "".join(part.get("text", "") for part in content if isinstance(part, dict))
     return str(content)
+
+
+def test_org_names_as_users_type_them() -> None:
+    from assistant.facets import normalise_orgs
+    from index.errors import UserError
+
+    assert normalise_orgs(["iso", " IEC ", "International Telecommunication Union", "cen-cenelec", ""]) == [
+        "ISO", "IEC", "ITU", "CEN-CENELEC"]
+    assert normalise_orgs(["un-habitat"], known=["UN-Habitat"]) == ["UN-Habitat"]
+    with pytest.raises(UserError, match="not one I recognise"):
+        normalise_orgs(["Acme Standards Club"])
 
 
 def test_catalog_entries_for_uploads(tmp_path: Path) -> None:
