@@ -139,7 +139,10 @@ def test_ask_rate_upload_and_cite(page, server: Server, shots: Path, tmp_path: P
     msg = upload(page, new, publisher="ITU", date="2026-03-05")
     assert "Added itu-y4903-smart-city-kpis" in msg, msg
     assert "itu-y4903-smart-city-kpis" in page.inner_text("#sn-table")
-    assert "ITU-T approves Y.4903" in page.inner_text("#sn-last-update")
+    assert "itu-y4903-smart-city-kpis" in page.inner_text("#sn-last-update")
+    page.wait_for_function("document.querySelector('#sn-whats-new')?.innerText.includes('ITU-T approves Y.4903')",
+                           timeout=WAIT)  # what's new: the uploaded bulletin's headline, date and publisher
+    assert "2026-03-05 · ITU" in page.inner_text("#sn-whats-new")
     page.screenshot(path=str(shots / "05-library.png"), full_page=True)
 
     page.get_by_role("tab", name="Ask").click()
