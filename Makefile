@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install chat index test test-deps lint clean
+.PHONY: install chat index test test-deps eval-gate lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -30,6 +30,19 @@ test-deps: install
 
 test: test-deps
 	$(BIN)/pytest -q -ra
+
+# Quality gate: the evaluation sets with thresholds just under the last measured figures
+# (each run prints "a gate just under this run: ..."); a regression fails CI.
+SEED_GATE := --min hit@1=0.97 --min hit@5=0.99 --min mrr@10=0.98 --min evidence@5=0.94 \
+	--min answer_accuracy=0.72 --min refusal_accuracy=0.65 --min false_refusal_rate=0.08 \
+	--min overall_accuracy=0.71 --min citation_precision=0.93 --min supported_sentence_rate=0.98
+STANDARDS_GATE := --min hit@1=0.99 --min mrr@10=0.99 --min evidence@5=0.99 --min answer_accuracy=0.92 \
+	--min refusal_accuracy=0.49 --min false_refusal_rate=0.01 --min citation_precision=0.99
+
+eval-gate: install
+	$(BIN)/stdnews eval run --set evals/sets/seed.jsonl --corpus corpus --out eval-out/seed $(SEED_GATE)
+	$(BIN)/stdnews eval run --set evals/sets/standards.jsonl --corpus evals/sets/standards-corpus \
+		--out eval-out/standards $(STANDARDS_GATE)
 
 lint: install
 	$(BIN)/ruff check index assistant evals tests bench
