@@ -85,26 +85,32 @@ def peak_rss_mb() -> float:
 
 
 def run_timed(cmd: Sequence[str], env: dict[str, str] | None = None, timeout: float = 3600) -> dict[str, Any]:
-    """Run a command; wall time, exit code, peak RSS (VmHWM sampled from /proc) and its output tail."""
+    """Run a command; wall time, CPU time (user + system, all its threads and children, from
+    wait4: robust to other load on the machine), exit code, peak RSS (VmHWM sampled from
+    /proc, and ru_maxrss) and its output tail."""
+    import threading
+
     t0 = time.perf_counter()
     proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, **(env or {})}, cwd=ROOT)
     peak = 0
     status = Path(f"/proc/{proc.pid}/status")
     out_parts: list[str] = []
-    import threading
-
     reader = threading.Thread(target=lambda: out_parts.append(proc.stdout.read() if proc.stdout else ""))
     reader.start()
-    while proc.poll() is None:
+    while True:
+        pid, code, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
         peak = max(peak, vm_hwm_kb(status))
         time.sleep(0.05)
         if time.perf_counter() - t0 > timeout:
-            proc.kill()
-    reader.join()
+            proc.kill()  # our own child, by its handle
     wall = time.perf_counter() - t0
-    return {"cmd": " ".join(cmd), "rc": proc.returncode, "wall_s": wall, "peak_rss_mb": peak / 1024,
-            "output": "".join(out_parts)[-2000:]}
+    proc.returncode = os.waitstatus_to_exitcode(code)
+    reader.join()
+    return {"cmd": " ".join(cmd), "rc": proc.returncode, "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
+            "peak_rss_mb": max(peak, usage.ru_maxrss) / 1024, "output": "".join(out_parts)[-2000:]}
 
 
 def vm_hwm_kb(status: Path) -> int:

@@ -13,7 +13,7 @@ Throughput is chunks/s and tokens/s (tokens = what the model sees, by its own
 tokenizer, truncated at 256). The ONNX export is a one-time step (made on first use
 and cached in the data directory); it is timed separately, not inside the runs.
 
-    python bench/make_corpus.py 660 --out bench/out/corpus-10k
+    python bench/make_corpus.py 635 --out bench/out/corpus-10k
     python bench/index.py --corpus bench/out/corpus-10k --json bench/out/index-10k.json
 """
 
@@ -52,9 +52,10 @@ def child_langchain(corpus: Path, work: Path) -> dict[str, Any]:
     embeddings = HuggingFaceEmbeddings(model_name=model_path(), model_kwargs={"device": "cpu"})
     t1 = time.perf_counter()
     Chroma.from_documents(chunks, embeddings, persist_directory=str(work / "lc-chroma"), collection_name="bench")
-    t2 = time.perf_counter()
-    return {"chunks": len(chunks), "tokens": sum(token_counts([c.page_content for c in chunks])),
-            "setup_s": t1 - t0, "embed_store_s": t2 - t1}
+    t2, c2 = time.perf_counter(), time.process_time()
+    tokens = sum(token_counts([c.page_content for c in chunks]))  # not part of the pipeline: subtracted
+    return {"chunks": len(chunks), "tokens": tokens, "setup_s": t1 - t0, "embed_store_s": t2 - t1,
+            "counting_s": time.perf_counter() - t2, "counting_cpu_s": time.process_time() - c2}
 
 
 def child_raw(corpus: Path, backend: str, batch_size: int, models_dir: Path) -> dict[str, Any]:
@@ -66,16 +67,16 @@ def child_raw(corpus: Path, backend: str, batch_size: int, models_dir: Path) -> 
 
         model = SentenceTransformer(model_path(), device="cpu")
         model.encode(texts[:8])
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         model.encode(texts, batch_size=batch_size)
     else:
         from index.embed import make_embedder
 
         emb = make_embedder("onnx", batch_size, models_dir=models_dir)
         emb.embed_documents(texts[:8])
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         emb.embed_documents(texts)
-    return {"chunks": len(texts), "encode_s": time.perf_counter() - t0}
+    return {"chunks": len(texts), "encode_s": time.perf_counter() - t0, "encode_cpu_s": time.process_time() - c0}
 
 
 # the benchmark --------------------------------------------------------------------------
@@ -171,43 +172,53 @@ def main() -> None:
 
     runs = results["runs"]
     backends = args.backends.split(",")
-    if "raw-torch" not in skip:
-        runs["raw model, torch (encode only)"] = child("raw", str(corpus), "torch", "32", str(models))
-    if "langchain" not in skip:
-        runs["plain LangChain pipeline"] = child("langchain", str(corpus), str(work))
-    for b in backends:
-        runs[f"stdnews index update ({b})"] = ours(b)
-    if "raw-onnx" not in skip:
-        runs["raw model, onnx int8 (encode only)"] = child("raw", str(corpus), "onnx", str(args.batch or 64),
-                                                          str(models))
-    for r in runs.values():
-        seconds = r.get("encode_s") or r["wall_s"]
-        r["seconds"] = seconds
-        r.setdefault("tokens", tokens)
-        r["chunks_per_s"] = r["chunks"] / seconds
-        r["tokens_per_s"] = r["tokens"] / seconds
-        r.pop("output", None)
 
-    if "incremental" not in skip:
+    def finish(name: str, r: dict[str, Any]) -> None:
+        r.setdefault("tokens", tokens)
+        seconds = r.get("encode_s") or r["wall_s"] - r.get("counting_s", 0.0)
+        cpu = r.get("encode_cpu_s") or r["cpu_s"] - r.get("counting_cpu_s", 0.0)
+        r.update(seconds=seconds, cpu_seconds=cpu, chunks_per_s=r["chunks"] / seconds,
+                 tokens_per_s=r["tokens"] / seconds, tokens_per_cpu_s=r["tokens"] / cpu)
+        r.pop("output", None)
+        runs[name] = r
+        save(results, args.json)  # partial results survive an interrupted run
+        print(json.dumps({name: {k: r[k] for k in ("seconds", "cpu_seconds", "tokens_per_s", "load")}}), flush=True)
+
+    for b in backends:
+        finish(f"stdnews index update ({b})", ours(b))
+    if "incremental" not in skip:  # on a copy of the corpus, so the runs below see the same one
         b = backends[0]
-        home = work / f"home-{b}"
+        home, inc_corpus = work / f"home-{b}", work / "corpus-incremental"
+        shutil.copytree(corpus, inc_corpus)
         inc = results["incremental"] = {}
-        inc["no-op update"] = stdnews(home, corpus, "update", "--quiet", backend=b)
+        inc["no-op update"] = stdnews(home, inc_corpus, "update", "--quiet", backend=b)
         new = work / "new-bulletin.txt"
         from bench.make_corpus import one_bulletin
 
         one_bulletin(new)
-        inc["add one bulletin (index add)"] = stdnews(home, corpus, "add", str(new), "--quiet", backend=b)
-        edit_one(corpus)
-        inc["edit one bulletin (update)"] = stdnews(home, corpus, "update", "--quiet", backend=b)
-        inc["no-op update (again)"] = stdnews(home, corpus, "update", "--quiet", backend=b)
+        inc["add one bulletin (index add)"] = stdnews(home, inc_corpus, "add", str(new), "--quiet", backend=b)
+        edit_one(inc_corpus)
+        inc["edit one bulletin (update)"] = stdnews(home, inc_corpus, "update", "--quiet", backend=b)
+        inc["no-op update (again)"] = stdnews(home, inc_corpus, "update", "--quiet", backend=b)
         for r in inc.values():
             r["summary"] = r.pop("output").strip().splitlines()[-2:]
+        save(results, args.json)
+        print(json.dumps({"incremental": {k: round(v["wall_s"], 2) for k, v in inc.items()}}), flush=True)
+    if "raw-onnx" not in skip:
+        finish("raw model, onnx int8 (encode only)", child("raw", str(corpus), "onnx", "64", str(models)))
+    if "raw-torch" not in skip:
+        finish("raw model, torch (encode only)", child("raw", str(corpus), "torch", "32", str(models)))
+    if "langchain" not in skip:
+        finish("plain LangChain pipeline", child("langchain", str(corpus), str(work)))
     results["load_end"] = loadavg()
+    save(results, args.json)
     print_tables(results)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=1, default=str))
+
+
+def save(results: dict[str, Any], path: Path | None) -> None:
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=1, default=str))
 
 
 def print_tables(res: dict[str, Any]) -> None:
@@ -219,19 +230,22 @@ def print_tables(res: dict[str, Any]) -> None:
     runs = res["runs"]
     lc = runs.get("plain LangChain pipeline")
     raw = runs.get("raw model, torch (encode only)")
-    print("\n| run | chunks | tokens | seconds | chunks/s | tokens/s | vs LangChain (tokens/s) | vs raw torch |"
-          " peak RSS MiB | load (1 min) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("\n| run | chunks | tokens | wall s | chunks/s | tokens/s | vs LangChain | vs raw torch |"
+          " CPU s | tokens/CPU-s | vs LangChain (CPU) | vs raw torch (CPU) | peak RSS MiB | load (1 min) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, r in runs.items():
-        vs_lc = f"{r['tokens_per_s'] / lc['tokens_per_s']:.2f}x" if lc else "-"
-        vs_raw = f"{r['tokens_per_s'] / raw['tokens_per_s']:.2f}x" if raw else "-"
+        def ratio(ref: dict[str, Any] | None, key: str, r: dict[str, Any] = r) -> str:
+            return f"{r[key] / ref[key]:.2f}x" if ref else "-"
+
         print(f"| {name} | {r['chunks']} | {r['tokens']} | {r['seconds']:.1f} | {r['chunks_per_s']:.1f} |"
-              f" {r['tokens_per_s']:.0f} | {vs_lc} | {vs_raw} | {r['peak_rss_mb']:.0f} | {r['load'][0]} |")
+              f" {r['tokens_per_s']:.0f} | {ratio(lc, 'tokens_per_s')} | {ratio(raw, 'tokens_per_s')} |"
+              f" {r['cpu_seconds']:.1f} | {r['tokens_per_cpu_s']:.0f} | {ratio(lc, 'tokens_per_cpu_s')} |"
+              f" {ratio(raw, 'tokens_per_cpu_s')} | {r['peak_rss_mb']:.0f} | {r['load'][0]} |")
     if "incremental" in res:
-        print("\n| incremental (end to end, one process each) | seconds | peak RSS MiB | load (1 min) |")
-        print("|---|---:|---:|---:|")
+        print("\n| incremental (end to end, one process each) | wall s | CPU s | peak RSS MiB | load (1 min) |")
+        print("|---|---:|---:|---:|---:|")
         for name, r in res["incremental"].items():
-            print(f"| {name} | {r['wall_s']:.2f} | {r['peak_rss_mb']:.0f} | {r['load'][0]} |")
+            print(f"| {name} | {r['wall_s']:.2f} | {r['cpu_s']:.2f} | {r['peak_rss_mb']:.0f} | {r['load'][0]} |")
 
 
 if __name__ == "__main__":
