@@ -30,7 +30,8 @@ from index.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTION = "Who convenes JTC 1/WG 11?"
-FOLLOW_UP = ("When is its web conference?", [(QUESTION, "Dr Heng Qian convenes JTC 1/WG 11 [1].")])
+# A follow-up the extractive gate answers (so the LLM path, not a refusal, is exercised).
+FOLLOW_UP = ("How many registered experts does it have?", [(QUESTION, "Dr Heng Qian convenes JTC 1/WG 11 [1].")])
 # The server runs the GGUF with llama.cpp's extra CPU buffers off where the wheel has AMX kernels
 # (they crash on our VMs; see assistant.llm.plain_cpu_buffers); otherwise this is `python -m llama_cpp.server`.
 _LAUNCH = (
