@@ -75,7 +75,8 @@ class Index:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = make_embedder(self.settings.embed_backend, self.settings.embed_batch_size)
+            self._embedder = make_embedder(self.settings.embed_backend, self.settings.embed_batch_size,
+                                           models_dir=self.settings.home / "models")
         return self._embedder
 
     @property
