@@ -1,5 +1,5 @@
-"""What a question asks for (a person, a date, a number, a place), its content
-terms, the specific terms the evidence must contain, and follow-up resolution."""
+"""A question's content terms, the specific terms the evidence must contain, and
+follow-up resolution. What kind of answer it asks for is decided in compose.py."""
 
 from __future__ import annotations
 
@@ -9,14 +9,6 @@ from dataclasses import dataclass
 
 from index.tokenize import normalise, tokens
 
-_WH = {
-    "who": "person", "whom": "person", "whose": "person",
-    "when": "date", "where": "place", "how many": "number", "how much": "number",
-    "what year": "date", "which year": "date", "what date": "date", "which date": "date",
-    "which month": "date", "what month": "date", "how long": "number", "how old": "number",
-    "which city": "place", "what city": "place", "which country": "place", "what country": "place",
-    "which countries": "place", "in which city": "place", "in what city": "place",
-}
 _QUESTION_WORDS = frozenset(
     "who whom whose when where what which why how many much does do did is are was were tell me please "
     "name list give".split()
@@ -34,22 +26,11 @@ _STOP_CAPS = frozenset(
 @dataclass(frozen=True)
 class Question:
     text: str
-    kind: str | None  # person | date | number | place | None
     terms: tuple[str, ...]  # stemmed content terms (BM25 tokens)
     specific: tuple[str, ...]  # numbers, identifiers, names the evidence must contain
 
-    @property
-    def is_empty(self) -> bool:
-        return not self.terms
-
 
 def analyse(text: str) -> Question:
-    lower = " " + re.sub(r"\s+", " ", text.lower()) + " "
-    kind = None
-    for phrase, k in sorted(_WH.items(), key=lambda kv: -len(kv[0])):
-        if f" {phrase} " in lower or lower.strip().startswith(phrase + " "):
-            kind = k
-            break
     terms = tuple(t for t in tokens(text) if t not in _QUESTION_WORDS)
     specific: list[str] = []
     norm = normalise(text)
@@ -62,7 +43,7 @@ def analyse(text: str) -> Question:
         if word in _STOP_CAPS or (first and word.istitle()):
             continue
         specific.append(word)
-    return Question(text, kind, terms, tuple(dict.fromkeys(specific)))
+    return Question(text, terms, tuple(dict.fromkeys(specific)))
 
 
 def is_follow_up(text: str) -> bool:
