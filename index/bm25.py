@@ -24,12 +24,17 @@ class BM25Index:
 
     @classmethod
     def build(cls, ids: Sequence[str], texts: Sequence[str]) -> BM25Index:
+        return cls.from_tokens(ids, [tokens(t) for t in texts])
+
+    @classmethod
+    def from_tokens(cls, ids: Sequence[str], token_lists: Sequence[list[str]]) -> BM25Index:
+        """The index over already tokenised chunks (the chunk table caches each chunk's tokens)."""
         import bm25s
 
         if not ids:
             return cls([], None)
         model = bm25s.BM25()
-        model.index([tokens(t) or ["\x00"] for t in texts], show_progress=False)
+        model.index([[t for t in toks if t] or ["\x00"] for toks in token_lists], show_progress=False)
         return cls(list(ids), model)
 
     def search(self, query: str, n: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:

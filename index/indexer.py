@@ -248,9 +248,7 @@ class Index:
         if changed or dirty.exists():
             self._group_duplicates()
         if changed or dirty.exists() or not (self.settings.bm25_path / "CURRENT").is_file():
-            rows = self.db.all_chunks("id, title, text")
-            BM25Index.build([r["id"] for r in rows], [f"{r['title']}\n{r['text']}" for r in rows]).save(
-                self.settings.bm25_path)
+            BM25Index.from_tokens(*self.db.bm25_tokens()).save(self.settings.bm25_path)
             dirty.unlink(missing_ok=True)
         report.seconds = time.perf_counter() - t0
         if changed or report.failed or kind != "update":
