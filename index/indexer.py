@@ -155,11 +155,6 @@ class Index:
         return report
 
     def _update(self, corpus: Path, progress: bool, kind: str) -> UpdateReport:
-        from langchain_core.documents import Document
-        from langchain_core.indexing import index as lc_index
-
-        from index.sink import IndexSink
-
         t0 = time.perf_counter()
         report = UpdateReport(kind=kind)
         files, skipped = scan(corpus)
@@ -168,7 +163,7 @@ class Index:
         known = self.db.sha_by_doc()
         report.files = len(files)
 
-        docs: list[Document] = []
+        docs: list[Any] = []  # langchain_core Documents
         fresh: list[dict[str, Any]] = []
         for doc_id, path in _progress(files.items(), progress and len(files) > 50, "reading"):
             try:
@@ -188,6 +183,8 @@ class Index:
             meta = meta_for(doc_id, text, catalog.get(doc_id))
             articles = split_articles(text, meta.title, meta.date)
             chunks = chunk_bulletin(meta, text, articles, self.settings.chunk_max_chars, self.settings.chunk_min_chars)
+            from langchain_core.documents import Document  # imported only once a file has changed
+
             docs.extend(Document(page_content=c.text, metadata={**c.metadata(), "start": c.start, "end": c.end})
                         for c in chunks)
             old = self.db.bulletin(doc_id)
@@ -211,6 +208,10 @@ class Index:
         if changed:
             dirty.touch()
         if docs:
+            from langchain_core.indexing import index as lc_index
+
+            from index.sink import IndexSink
+
             ids = [d.metadata["chunk_id"] for d in docs]
             todo = len(ids) - sum(self.record_manager.exists(ids))
             bar = _bar(todo, progress, "embedding")
