@@ -24,7 +24,9 @@ if ! "$BIN/python" -c "import llama_cpp, llama_cpp.server" 2>/dev/null \
   if ! ls "$WHEELS"/llama_cpp_python-$LLAMA_VERSION-*.whl >/dev/null 2>&1; then
     echo "building llama-cpp-python $LLAMA_VERSION once (cached in $WHEELS)"
     CMAKE_ARGS="$LLAMA_CMAKE_ARGS" "$BIN/pip" wheel -q --no-deps --no-cache-dir -w "$WHEELS" \
-      "llama-cpp-python==$LLAMA_VERSION"
+      "llama-cpp-python==$LLAMA_VERSION" \
+    || { echo "portable build failed; building with llama.cpp's defaults (assistant.llm works around AMX)";
+         "$BIN/pip" wheel -q --no-deps --no-cache-dir -w "$WHEELS" "llama-cpp-python==$LLAMA_VERSION"; }
   fi
   "$BIN/pip" install -q --force-reinstall --no-deps "$WHEELS"/llama_cpp_python-$LLAMA_VERSION-*.whl
   "$BIN/pip" install -q --find-links "$WHEELS" "llama-cpp-python[server]==$LLAMA_VERSION"
