@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -70,10 +71,15 @@ class Index:
         self._bm25: BM25Index | None = None
         self._bm25_gen: str | None = None
         self._record_manager: Any = None
+        self._lazy = threading.RLock()  # concurrent first questions must not build a store twice
 
     # lazily built parts -------------------------------------------------------
     @property
     def embedder(self) -> Embedder:
+        with self._lazy:
+            return self._make_embedder()
+
+    def _make_embedder(self) -> Embedder:
         if self._embedder is None:
             self._embedder = make_embedder(self.settings.embed_backend, self.settings.embed_batch_size,
                                            models_dir=self.settings.home / "models")
@@ -81,6 +87,10 @@ class Index:
 
     @property
     def store(self) -> ChromaStore:
+        with self._lazy:
+            return self._make_store()
+
+    def _make_store(self) -> ChromaStore:
         if self._store is None:
             self._store = make_store(self.settings.chroma_path, self.settings.chroma_url, self.settings.collection)
         return self._store
@@ -90,12 +100,17 @@ class Index:
         """The saved BM25 index, reloaded when another process has written a newer one."""
         current = self.settings.bm25_path / "CURRENT"
         gen = current.read_text().strip() if current.is_file() else None
-        if self._bm25 is None or gen != self._bm25_gen:
-            self._bm25, self._bm25_gen = BM25Index.load(self.settings.bm25_path), gen
-        return self._bm25
+        with self._lazy:
+            if self._bm25 is None or gen != self._bm25_gen:
+                self._bm25, self._bm25_gen = BM25Index.load(self.settings.bm25_path), gen
+            return self._bm25
 
     @property
     def record_manager(self) -> Any:
+        with self._lazy:
+            return self._make_record_manager()
+
+    def _make_record_manager(self) -> Any:
         if self._record_manager is None:
             from langchain_classic.indexes import SQLRecordManager
 
