@@ -167,7 +167,8 @@ class Retriever:
             return bool(wanted) and any(f"|{w}|" in have for w in wanted)
 
         order = sorted(fused, key=lambda c: (not carries(c), -fused[c]))
-        dup_of = self.index.db.dup_groups()
+        dup_of = self.index.db.dup_groups_of((r["doc_id"], r["article"]) for r in rows.values())
+        grouped: list[tuple[Passage, tuple[str, int]]] = []
         shown: dict[int, Passage] = {}
         dense_of, bm25_of = dict(dense), dict(sparse)
         per_article: dict[tuple[str, int], int] = {}
@@ -191,21 +192,11 @@ class Retriever:
             )
             if grp is not None:
                 shown.setdefault(grp, passage)
-                passage.also_in = self._elsewhere(key, grp, dup_of)
+                grouped.append((passage, key))
             out.append(passage)
             if len(out) == k:
                 break
-        return out
-
-    def _elsewhere(self, key: tuple[str, int], grp: int, dup_of: dict[tuple[str, int], int]) -> list[dict[str, str]]:
-        """Where else the same story was reported: bulletin, headline, publisher, date."""
-        out = []
-        for other, g in dup_of.items():
-            if g != grp or other == key:
-                continue
-            row = self.index.db.conn.execute(
-                "SELECT doc_id, title, publisher, date FROM chunks WHERE doc_id=? AND article=? LIMIT 1", other
-            ).fetchone()
-            if row:
-                out.append(dict(row))
+        elsewhere = self.index.db.group_members(key for _, key in grouped)
+        for passage, key in grouped:
+            passage.also_in = elsewhere.get(key, [])
         return out

@@ -27,8 +27,18 @@ CREATE TABLE IF NOT EXISTS bulletins (
 CREATE TABLE IF NOT EXISTS article_sigs (
     doc_id TEXT NOT NULL, article INTEGER NOT NULL, sig BLOB NOT NULL, words TEXT NOT NULL,
     PRIMARY KEY (doc_id, article));
+CREATE TABLE IF NOT EXISTS article_bands (
+    key INTEGER NOT NULL, doc_id TEXT NOT NULL, article INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS article_bands_key ON article_bands(key);
+CREATE INDEX IF NOT EXISTS article_bands_doc ON article_bands(doc_id);
+CREATE TABLE IF NOT EXISTS dup_pairs (
+    doc_a TEXT NOT NULL, art_a INTEGER NOT NULL, doc_b TEXT NOT NULL, art_b INTEGER NOT NULL,
+    PRIMARY KEY (doc_a, art_a, doc_b, art_b));
+CREATE INDEX IF NOT EXISTS dup_pairs_b ON dup_pairs(doc_b);
 CREATE TABLE IF NOT EXISTS dup_groups (
     doc_id TEXT NOT NULL, article INTEGER NOT NULL, grp INTEGER NOT NULL, PRIMARY KEY (doc_id, article));
+CREATE INDEX IF NOT EXISTS dup_groups_grp ON dup_groups(grp);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS updates (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, kind TEXT NOT NULL, summary TEXT NOT NULL);
 """
@@ -133,19 +143,47 @@ class ChunkDB:
     def sha_by_doc(self) -> dict[str, str]:
         return {r[0]: r[1] for r in self.conn.execute("SELECT doc_id, sha256 FROM bulletins")}
 
-    # near-duplicate articles ------------------------------------------------
-    def put_signatures(self, doc_id: str, rows: Sequence[tuple[int, bytes, str]]) -> None:
+    # near-duplicate articles (index.dedupe) ----------------------------------
+    def put_articles(self, doc_id: str, rows: Sequence[tuple[int, bytes, str, Sequence[int]]],
+                     pairs: Sequence[tuple[str, int, str, int]]) -> None:
+        """Replace a bulletin's article signatures, LSH bands and duplicate pairs (one transaction)."""
         with self._tx():
-            self.conn.execute("DELETE FROM article_sigs WHERE doc_id=?", (doc_id,))
+            self._delete_articles(doc_id)
             self.conn.executemany("INSERT INTO article_sigs (doc_id, article, sig, words) VALUES (?,?,?,?)",
-                                  [(doc_id, a, sig, w) for a, sig, w in rows])
+                                  [(doc_id, a, sig, w) for a, sig, w, _ in rows])
+            self.conn.executemany("INSERT INTO article_bands (key, doc_id, article) VALUES (?,?,?)",
+                                  [(k, doc_id, a) for a, _, _, keys in rows for k in keys])
+            self.conn.executemany("INSERT OR IGNORE INTO dup_pairs (doc_a, art_a, doc_b, art_b) VALUES (?,?,?,?)",
+                                  pairs)
 
-    def delete_signatures(self, doc_id: str) -> None:
+    def delete_articles(self, doc_id: str) -> None:
         with self._tx():
-            self.conn.execute("DELETE FROM article_sigs WHERE doc_id=?", (doc_id,))
+            self._delete_articles(doc_id)
+
+    def _delete_articles(self, doc_id: str) -> None:
+        for sql in ("DELETE FROM article_sigs WHERE doc_id=?", "DELETE FROM article_bands WHERE doc_id=?",
+                    "DELETE FROM dup_pairs WHERE doc_a=?", "DELETE FROM dup_pairs WHERE doc_b=?"):
+            self.conn.execute(sql, (doc_id,))
+
+    def clear_articles(self) -> None:
+        with self._tx():
+            for table in ("article_sigs", "article_bands", "dup_pairs"):
+                self.conn.execute(f"DELETE FROM {table}")
+
+    def band_candidates(self, keys: Sequence[int], not_doc: str) -> list[tuple[str, int, str]]:
+        """Articles of other bulletins sharing an LSH band key: (doc_id, article, words)."""
+        if not keys:
+            return []
+        q = ("SELECT s.doc_id, s.article, s.words FROM article_sigs s JOIN (SELECT DISTINCT doc_id, article"
+             f" FROM article_bands WHERE key IN ({','.join('?' * len(keys))}) AND doc_id != ?) c"
+             " ON s.doc_id = c.doc_id AND s.article = c.article")
+        return [(r[0], r[1], r[2]) for r in self.conn.execute(q, [*keys, not_doc])]
 
     def signatures(self) -> list[sqlite3.Row]:
         return self.conn.execute("SELECT doc_id, article, sig, words FROM article_sigs").fetchall()
+
+    def dup_pairs(self) -> list[tuple[str, int, str, int]]:
+        return [tuple(r) for r in self.conn.execute("SELECT doc_a, art_a, doc_b, art_b FROM dup_pairs")]
 
     def set_dup_groups(self, groups: Sequence[Sequence[tuple[str, int]]]) -> None:
         with self._tx():
@@ -155,6 +193,44 @@ class ChunkDB:
 
     def dup_groups(self) -> dict[tuple[str, int], int]:
         return {(r[0], r[1]): r[2] for r in self.conn.execute("SELECT doc_id, article, grp FROM dup_groups")}
+
+    def dup_groups_of(self, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """The duplicate group of each of these articles that has one."""
+        keys = list(dict.fromkeys(keys))
+        if not keys:
+            return {}
+        q = ("SELECT doc_id, article, grp FROM dup_groups"
+             f" WHERE (doc_id, article) IN (VALUES {','.join(['(?,?)'] * len(keys))})")
+        return {(r[0], r[1]): r[2] for r in self.conn.execute(q, [v for k in keys for v in k])}
+
+    def group_members(self, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], list[dict[str, Any]]]:
+        """For each article that has near-duplicates: the others (doc_id, title, publisher, date), one query."""
+        keys = list(dict.fromkeys(keys))
+        if not keys:
+            return {}
+        q = ("SELECT g.doc_id AS k_doc, g.article AS k_art, o.doc_id, o.article,"
+             " (SELECT c.title || char(31) || c.publisher || char(31) || c.date FROM chunks c"
+             "  WHERE c.doc_id = o.doc_id AND c.article = o.article LIMIT 1) AS info"
+             " FROM dup_groups g JOIN dup_groups o"
+             "  ON o.grp = g.grp AND NOT (o.doc_id = g.doc_id AND o.article = g.article)"
+             f" WHERE (g.doc_id, g.article) IN (VALUES {','.join(['(?,?)'] * len(keys))})"
+             " ORDER BY o.doc_id, o.article")
+        out: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        for r in self.conn.execute(q, [v for k in keys for v in k]):
+            members = out.setdefault((r["k_doc"], r["k_art"]), [])
+            if r["info"] is not None:
+                title, publisher, date = r["info"].split("\x1f")
+                members.append({"doc_id": r["doc_id"], "title": title, "publisher": publisher, "date": date})
+        return out
+
+    # key/value facts about the data directory ------------------------------------
+    def meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx():
+            self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?,?)", (key, value))
 
     # update log -----------------------------------------------------------
     def log_update(self, kind: str, summary: dict[str, Any]) -> None:

@@ -1,73 +1,128 @@
-"""Near-duplicate news: the same story in two bulletins (reworded, trimmed) is
-found at index time with MinHash LSH (datasketch) over each article's content
-words, confirmed by exact Jaccard or containment, and grouped."""
+"""Near-duplicate news: the same story in two bulletins (reworded, trimmed) is found
+at index time with MinHash LSH over each article's content words, confirmed by exact
+Jaccard or containment, and grouped.
+
+The LSH lives in the chunk table's SQLite file (one row per article and band), so
+adding a bulletin compares only its own articles with their candidates: regrouping
+every article on every change cost 13-17 s at 10k chunks. MinHash is a few lines of
+numpy here because datasketch, which does it well, imports scipy (1.4 s of a 3 s
+budget for adding a bulletin) and cannot keep its LSH in SQLite."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from index.tokenize import tokens
 
+if TYPE_CHECKING:
+    from index.chunkdb import ChunkDB
+
+SCHEME = "np-affine64-v1"  # stored with the signatures; another scheme means recompute them
 NUM_PERM = 128
-SCHEME = "affine32"  # stored signatures say which hashing produced them
-LSH_THRESHOLD = 0.3  # candidate pairs; confirmed below
+BANDS, ROWS = 37, 3  # datasketch's optimal (b, r) for a 0.3 threshold at 128 permutations
 MIN_JACCARD = 0.5
 MIN_CONTAINMENT = 0.75  # a trimmed copy lies mostly inside the longer one
 MIN_WORDS = 25  # shorter articles (headline-only stubs) are never grouped
 
+_rng = np.random.default_rng(7)
+_A = _rng.integers(0, 1 << 63, NUM_PERM, dtype=np.uint64) * np.uint64(2) + np.uint64(1)  # odd: a bijection
+_B = _rng.integers(0, 1 << 63, NUM_PERM, dtype=np.uint64)
+
 
 @dataclass(frozen=True)
-class ArticleRef:
+class Article:
+    """One article's dedupe record: its words, MinHash signature and LSH band keys."""
+
     doc_id: str
     article: int
+    words: frozenset[str]
+    sig: np.ndarray
+
+    @property
+    def bands(self) -> list[int]:
+        return band_keys(self.sig) if len(self.words) >= MIN_WORDS else []
 
 
-def words(text: str) -> set[str]:
+def words(text: str) -> frozenset[str]:
     """Content words (stemmed, identifiers whole) of an article."""
-    return set(tokens(text))
+    return frozenset(tokens(text))
 
 
-def signature(word_set: set[str]) -> np.ndarray:
-    from datasketch import MinHash
+def signature(word_set: Iterable[str]) -> np.ndarray:
+    """MinHash of a word set: per permutation, the least ``a*h(w)+b mod 2^64``."""
+    hashes = np.fromiter((int.from_bytes(hashlib.blake2b(w.encode(), digest_size=8).digest(), "little")
+                          for w in word_set), dtype=np.uint64)
+    if hashes.size == 0:
+        return np.full(NUM_PERM, np.iinfo(np.uint64).max, dtype=np.uint64)
+    return (hashes[:, None] * _A[None, :] + _B[None, :]).min(axis=0)
 
-    m = MinHash(num_perm=NUM_PERM, seed=7, scheme=SCHEME)
-    m.update_batch([w.encode() for w in word_set])
-    return m.hashvalues.astype(np.uint64)
+
+def band_keys(sig: np.ndarray) -> list[int]:
+    """One signed 64-bit key per band (band number and its rows hashed together)."""
+    return [int.from_bytes(hashlib.blake2b(bytes([b]) + sig[b * ROWS:(b + 1) * ROWS].tobytes(), digest_size=8)
+                           .digest(), "little", signed=True) for b in range(BANDS)]
 
 
-def group(items: Iterable[tuple[ArticleRef, np.ndarray, set[str]]]) -> list[list[ArticleRef]]:
-    """Groups of two or more articles from different bulletins that tell the same story."""
-    from datasketch import MinHash, MinHashLSH
+def article(doc_id: str, index: int, text: str) -> Article:
+    ws = words(text)
+    return Article(doc_id, index, ws, signature(ws))
 
-    items = [(ref, sig, ws) for ref, sig, ws in items if len(ws) >= MIN_WORDS]
-    lsh = MinHashLSH(threshold=LSH_THRESHOLD, num_perm=NUM_PERM)
-    by_key: dict[str, tuple[ArticleRef, MinHash, set[str]]] = {}
-    for ref, sig, ws in items:
-        key = f"{ref.doc_id}\x1f{ref.article}"
-        mh = MinHash(num_perm=NUM_PERM, seed=7, hashvalues=sig, scheme=SCHEME)
-        by_key[key] = (ref, mh, ws)
-        lsh.insert(key, mh)
-    parent: dict[str, str] = {k: k for k in by_key}
 
-    def find(k: str) -> str:
+def same_story(a: frozenset[str], b: frozenset[str]) -> bool:
+    inter = len(a & b)
+    return inter / len(a | b) >= MIN_JACCARD or inter / min(len(a), len(b)) >= MIN_CONTAINMENT
+
+
+def link(db: ChunkDB, doc_id: str, articles: Sequence[Article]) -> None:
+    """Store one bulletin's articles (replacing what it had) and its confirmed duplicate pairs
+    with articles of other bulletins, in one transaction."""
+    pairs: set[tuple[str, int, str, int]] = set()
+    for art in articles:
+        if len(art.words) < MIN_WORDS:
+            continue
+        for other, other_art, other_words in db.band_candidates(art.bands, doc_id):
+            if same_story(art.words, frozenset(other_words.split())):
+                pairs.add(min((doc_id, art.article, other, other_art), (other, other_art, doc_id, art.article)))
+    db.put_articles(doc_id, [(a.article, a.sig.tobytes(), " ".join(sorted(a.words)), a.bands) for a in articles],
+                    sorted(pairs))
+
+
+def migrate(db: ChunkDB) -> bool:
+    """Signatures stored under another scheme (or before the LSH moved into SQLite) are recomputed
+    from their stored words and relinked, once; True when that happened."""
+    if db.meta("dedupe_scheme") == SCHEME:
+        return False
+    stored = db.signatures()
+    db.clear_articles()
+    by_doc: dict[str, list[Article]] = {}
+    for r in stored:
+        ws = frozenset(r["words"].split())
+        by_doc.setdefault(r["doc_id"], []).append(Article(r["doc_id"], r["article"], ws, signature(ws)))
+    for doc_id, arts in sorted(by_doc.items()):
+        link(db, doc_id, arts)
+    db.set_meta("dedupe_scheme", SCHEME)
+    return bool(stored)
+
+
+def regroup(db: ChunkDB) -> None:
+    """Duplicate groups = connected components of the stored pairs (a handful of rows, not all articles)."""
+    parent: dict[tuple[str, int], tuple[str, int]] = {}
+
+    def find(k: tuple[str, int]) -> tuple[str, int]:
+        parent.setdefault(k, k)
         while parent[k] != k:
             parent[k] = parent[parent[k]]
             k = parent[k]
         return k
 
-    for key, (ref, mh, ws) in by_key.items():
-        for other in lsh.query(mh):
-            oref, _, ows = by_key[other]
-            if other <= key or oref.doc_id == ref.doc_id:
-                continue
-            inter = len(ws & ows)
-            if inter / len(ws | ows) >= MIN_JACCARD or inter / min(len(ws), len(ows)) >= MIN_CONTAINMENT:
-                parent[find(key)] = find(other)
-    groups: dict[str, list[ArticleRef]] = {}
-    for key, (ref, _, _) in by_key.items():
-        groups.setdefault(find(key), []).append(ref)
-    return sorted((sorted(g, key=lambda r: (r.doc_id, r.article)) for g in groups.values() if len(g) > 1),
-                  key=lambda g: (g[0].doc_id, g[0].article))
+    for d1, a1, d2, a2 in db.dup_pairs():
+        parent[find((d1, a1))] = find((d2, a2))
+    groups: dict[tuple[str, int], list[tuple[str, int]]] = {}
+    for k in parent:
+        groups.setdefault(find(k), []).append(k)
+    db.set_dup_groups(sorted(sorted(g) for g in groups.values()))

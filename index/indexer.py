@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from index import dedupe
 from index.bm25 import BM25Index
 from index.catalog import doc_id_for, meta_for, read_catalog, scan
 from index.chunk import CHUNKER_VERSION, chunk_bulletin
 from index.chunkdb import ChunkDB
-from index.dedupe import ArticleRef, group, signature, words
 from index.embed import Embedder, make_embedder
 from index.errors import LoadError, UserError
 from index.load import SUPPORTED, load_text
@@ -112,12 +112,25 @@ class Index:
 
     def _make_record_manager(self) -> Any:
         if self._record_manager is None:
-            from langchain_classic.indexes import SQLRecordManager
+            from index.records import SQLiteRecordManager
 
-            rm = SQLRecordManager(f"stdnews/{self.settings.collection}", db_url=self.settings.record_manager_url)
+            rm = SQLiteRecordManager(f"stdnews/{self.settings.collection}", self.settings.record_manager_path)
             rm.create_schema()
             self._record_manager = rm
         return self._record_manager
+
+    def warm(self, update: bool = False) -> None:
+        """Load what a question needs (model, store, BM25) and, with ``update``, what an update
+        needs (LangChain's indexing API, the record manager): a running server or watcher should
+        not make the first question or the first new bulletin wait for imports."""
+        self.embedder.embed_query("warm up")
+        _ = self.store, self.bm25
+        if update:
+            from langchain_core.indexing import index as _index  # noqa: F401
+
+            from index import sink  # noqa: F401
+
+            _ = self.record_manager
 
     # updates ----------------------------------------------------------------
     def update(self, corpus: Path | None = None, progress: bool = True, kind: str = "update") -> UpdateReport:
@@ -135,6 +148,7 @@ class Index:
             self.db.delete_chunks(sorted(self.db.chunk_ids()))
             for b in self.db.bulletins():
                 self.db.delete_bulletin(b["doc_id"])
+            self.db.clear_articles()
             return self._update(corpus or self.settings.corpus, progress, "rebuild")
 
     def add(self, files: Sequence[Path], corpus: Path | None = None, progress: bool = True,
@@ -177,6 +191,7 @@ class Index:
         catalog = read_catalog(corpus)
         known = self.db.sha_by_doc()
         report.files = len(files)
+        regroup = dedupe.migrate(self.db)
 
         docs: list[Any] = []  # langchain_core Documents
         fresh: list[dict[str, Any]] = []
@@ -209,11 +224,8 @@ class Index:
                 {"doc_id": doc_id, "title": a.title, "date": a.date, "publisher": meta.publisher,
                  "lead": _lead(text[a.start:a.end], a.title)}
                 for a in articles if a.title not in old_titles)
-            signatures = []
-            for a in articles:
-                ws = words(text[a.start:a.end])
-                signatures.append((a.index, signature(ws).tobytes(), " ".join(sorted(ws))))
-            fresh.append({**asdict(meta), "path": str(path), "sha256": fp, "text": text, "signatures": signatures,
+            fresh.append({**asdict(meta), "path": str(path), "sha256": fp, "text": text,
+                          "dedupe": [dedupe.article(doc_id, a.index, text[a.start:a.end]) for a in articles],
                           "articles": [asdict(a) for a in articles],
                           "offsets": [(c.chunk_id, c.start, c.end) for c in chunks]})
 
@@ -245,7 +257,7 @@ class Index:
             report.kept = result["num_skipped"]
             for rec in fresh:
                 self.db.set_offsets(rec.pop("offsets"))
-                self.db.put_signatures(rec["doc_id"], rec.pop("signatures"))
+                dedupe.link(self.db, rec["doc_id"], rec.pop("dedupe"))
                 self.db.put_bulletin(rec)
         for doc_id in removed:
             keys = self.record_manager.list_keys(group_ids=[doc_id])
@@ -255,14 +267,14 @@ class Index:
             stale = sorted(self.db.chunk_ids(doc_id))  # rows a crash may have orphaned
             self.store.delete(stale)
             self.db.delete_chunks(stale)
-            self.db.delete_signatures(doc_id)
+            self.db.delete_articles(doc_id)
             self.db.delete_bulletin(doc_id)
             report.deleted += len(keys)
         report.removed_docs = removed
         if self.settings.crash_at == "before-bm25":
             _kill_self()
-        if changed or dirty.exists():
-            self._group_duplicates()
+        if changed or regroup or dirty.exists():
+            dedupe.regroup(self.db)
         if changed or dirty.exists() or not (self.settings.bm25_path / "CURRENT").is_file():
             BM25Index.from_tokens(*self.db.bm25_tokens()).save(self.settings.bm25_path)
             dirty.unlink(missing_ok=True)
@@ -270,13 +282,6 @@ class Index:
         if changed or report.failed or kind != "update":
             self.db.log_update(kind, {**asdict(report), "fingerprint": self.fingerprint()})
         return report
-
-    def _group_duplicates(self) -> None:
-        import numpy as np
-
-        items = [(ArticleRef(r["doc_id"], r["article"]), np.frombuffer(r["sig"], dtype=np.uint64),
-                  set(r["words"].split())) for r in self.db.signatures()]
-        self.db.set_dup_groups([[(ref.doc_id, ref.article) for ref in g] for g in group(items)])
 
     def whats_new(self, since: str | None = None) -> list[dict[str, Any]]:
         """Articles that updates added: those since ``since`` (YYYY-MM-DD), else the last update's.

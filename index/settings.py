@@ -78,8 +78,8 @@ class Settings(BaseSettings):
         return self.home / "index.sqlite"
 
     @property
-    def record_manager_url(self) -> str:
-        return f"sqlite:///{(self.home / 'record_manager.sqlite').resolve()}"
+    def record_manager_path(self) -> Path:
+        return self.home / "record_manager.sqlite"
 
 
 def load_settings(**flags: Any) -> Settings:
