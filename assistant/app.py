@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: nothing leaves the machine
 
@@ -258,9 +259,10 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
     if not st["bulletins"]:
         print("note: no bulletins are indexed yet; run 'stdnews index update' or add them in the Library tab",
               file=sys.stderr)
-    assistant.index.embedder.embed_query("warm up")  # the first question should not wait for the model
+    assistant.index.warm()  # the first question should not wait for the model
     demo = build_app(assistant)
     launch(demo, host, port, auth)
+    threading.Thread(target=assistant.index.warm, kwargs={"update": True}, daemon=True).start()  # uploads
     shown = f"[{host}]" if ":" in host else host
     print(f"stdnews chat: http://{shown}:{port}  ({st['bulletins']} bulletins; Ctrl+C to stop)", file=sys.stderr)
     demo.block_thread()  # returns on Ctrl+C, after closing the server

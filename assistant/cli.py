@@ -167,6 +167,7 @@ def cmd_index_watch(args: argparse.Namespace) -> int:
     print(f"watching {index.settings.corpus} every {args.interval:g} s; Ctrl-C to stop", flush=True)
     failing: set[tuple[str, str]] = set()
     try:
+        index.warm(update=True)  # a new bulletin then waits only for its own work
         while True:
             report = index.update(progress=False)
             if report.added_docs or report.changed_docs or report.removed_docs:
