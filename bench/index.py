@@ -193,7 +193,6 @@ def main() -> None:
     def ours(backend: str) -> dict[str, Any]:
         home = work / f"home-{backend}"
         home.mkdir()
-        shutil.copytree(src, onnx_model_dir(home / "models"))  # as an install step would leave it
         r = stdnews(home, corpus, "update", "--quiet", backend=backend, batch=args.batch, index_batch=args.index_batch)
         r.update(chunks=len(texts), tokens=tokens)
         return r

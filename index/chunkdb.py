@@ -100,6 +100,9 @@ class ChunkDB:
             return {r[0] for r in self.conn.execute("SELECT id FROM chunks")}
         return {r[0] for r in self.conn.execute("SELECT id FROM chunks WHERE doc_id=?", (doc_id,))}
 
+    def chunk_count(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+
     def get_chunks(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for i in range(0, len(ids), 500):

@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import shutil
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -88,7 +89,7 @@ def onnx_model_dir(models_dir: Path) -> Path:
 
 
 def ensure_onnx_model(models_dir: Path | None = None) -> Path:
-    """The cached int8 export, made first if missing (once per data directory, under a lock)."""
+    """The cached int8 export, made first if missing (once per machine and model version, under a lock)."""
     target = onnx_model_dir(models_dir or default_models_dir())
     if (target / "model.onnx").is_file():
         return target
@@ -98,12 +99,31 @@ def ensure_onnx_model(models_dir: Path | None = None) -> Path:
         if not (target / "model.onnx").is_file():
             tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
             shutil.rmtree(tmp, ignore_errors=True)
+            print("stdnews: preparing the int8 ONNX embedding model (once, about 30 s) in "
+                  f"{target.parent}", file=sys.stderr, flush=True)
             try:
-                export_onnx(tmp)
+                _quietly(export_onnx, tmp)
                 os.replace(tmp, target)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _quietly(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn`` without the exporter's tracer warnings and quantizer log lines (not the user's concern)."""
+    import logging
+    import warnings
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level  # the quantizer configures the root logger: undo that
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.disable(logging.WARNING)
+        try:
+            return fn(*args)
+        finally:
+            logging.disable(logging.NOTSET)
+            root.handlers[:], root.level = handlers, level
 
 
 def export_onnx(out: Path) -> None:
@@ -124,7 +144,7 @@ def export_onnx(out: Path) -> None:
         from transformers import AutoModel
     except ImportError as exc:
         raise UserError(f"the ONNX export needs the 'onnx' extra ({exc.name} is missing):"
-                        " pip install 'stdnews[onnx]', or set embed_backend = \"torch\"") from None
+                        " pip install onnx onnxruntime, or set embed_backend = \"torch\"") from None
     out.mkdir(parents=True, exist_ok=True)
     src = model_path()
     model = AutoModel.from_pretrained(src, attn_implementation="eager").eval()
@@ -177,7 +197,7 @@ class OnnxEmbedder:
             from tokenizers import Tokenizer
         except ImportError as exc:
             raise UserError(f"the onnx embedder needs onnxruntime ({exc.name} is missing):"
-                            " pip install 'stdnews[onnx]', or set embed_backend = \"torch\"") from None
+                            " pip install onnx onnxruntime, or set embed_backend = \"torch\"") from None
         folder = ensure_onnx_model(models_dir)
         self.name = "all-MiniLM-L6-v2/onnx-int8"
         self.batch_size = batch_size

@@ -81,8 +81,14 @@ class Index:
 
     def _make_embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = make_embedder(self.settings.embed_backend, self.settings.embed_batch_size,
-                                           models_dir=self.settings.home / "models")
+            embedder = make_embedder(self.settings.embed_backend, self.settings.embed_batch_size,
+                                     models_dir=self.settings.models_dir)
+            built_with = self.db.meta("embedder")
+            if built_with and built_with != embedder.name and self.db.chunk_count():
+                raise UserError(f"this index was built with the {built_with} embedder, not {embedder.name}: set"
+                                f" embed_backend = \"{built_with.rsplit('/', 1)[-1].split('-')[0]}\" or run"
+                                " 'stdnews index rebuild'")
+            self._embedder = embedder
         return self._embedder
 
     @property
@@ -254,6 +260,8 @@ class Index:
             if bar:
                 bar.close()
             report.embedded, report.deleted = sink.embedded, result["num_deleted"]
+            if sink.embedded:  # which model the vectors come from: queries must use the same
+                self.db.set_meta("embedder", self.embedder.name)
             report.kept = result["num_skipped"]
             for rec in fresh:
                 self.db.set_offsets(rec.pop("offsets"))

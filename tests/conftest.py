@@ -20,7 +20,17 @@ SEED_CORPUS = ROOT / "corpus"
 
 @pytest.fixture(scope="session")
 def embedder():  # noqa: ANN201
-    """The packaged all-MiniLM-L6-v2, loaded once."""
+    """The default embedder (the int8 ONNX export of the packaged all-MiniLM-L6-v2, made once per
+    machine in the user's cache, as ``stdnews`` processes the tests start use it), loaded once."""
+    from index.embed import make_embedder
+    from index.settings import Settings
+
+    return make_embedder(Settings.model_fields["embed_backend"].default)
+
+
+@pytest.fixture(scope="session")
+def torch_embedder():  # noqa: ANN201
+    """The packaged all-MiniLM-L6-v2 on sentence-transformers, loaded once."""
     from index.embed import make_embedder
 
     return make_embedder("torch")

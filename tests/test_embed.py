@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from index.embed import OnnxEmbedder, onnx_model_dir
+from index.errors import UserError
 
 TEXTS = [
     "JTC 1/WG 11 convenor Heng Qian will lead the session.",
@@ -24,16 +25,17 @@ def onnx_embedder(tmp_path_factory: pytest.TempPathFactory) -> OnnxEmbedder:
 
 
 @pytest.mark.slow
-def test_onnx_export_is_cached_and_close_to_torch(onnx_embedder: OnnxEmbedder, embedder,  # noqa: ANN001
+def test_onnx_export_is_cached_and_close_to_torch(onnx_embedder: OnnxEmbedder, torch_embedder,  # noqa: ANN001
                                                   tmp_path_factory: pytest.TempPathFactory) -> None:
     onnx = np.asarray(onnx_embedder.embed_documents(TEXTS))
-    torch = np.asarray(embedder.embed_documents(TEXTS))
+    torch = np.asarray(torch_embedder.embed_documents(TEXTS))
     assert onnx.shape == torch.shape == (len(TEXTS), 384)
     assert np.allclose(np.linalg.norm(onnx, axis=1), 1.0, atol=1e-3)
     cosines = (onnx * torch).sum(axis=1)
     assert cosines.min() > 0.98, cosines
     # Same ranking of texts for a query as the PyTorch model.
-    q_onnx, q_torch = onnx_embedder.embed_query("Who convenes WG 11?"), embedder.embed_query("Who convenes WG 11?")
+    question = "Who convenes WG 11?"
+    q_onnx, q_torch = onnx_embedder.embed_query(question), torch_embedder.embed_query(question)
     assert np.argmax(onnx @ q_onnx) == np.argmax(torch @ q_torch) == 0
 
 
@@ -47,3 +49,26 @@ def test_onnx_vectors_do_not_depend_on_the_batch(onnx_embedder: OnnxEmbedder) ->
 def test_the_export_folder_names_the_recipe(tmp_path: Path) -> None:
     folder = onnx_model_dir(tmp_path)
     assert folder.parent == tmp_path and "int8" in folder.name
+
+
+@pytest.mark.slow
+def test_an_index_is_queried_only_with_the_model_that_built_it(tmp_path: Path, embedder,  # noqa: ANN001
+                                                                torch_embedder) -> None:  # noqa: ANN001
+    import shutil
+
+    from index.indexer import Index
+    from index.settings import load_settings
+    from tests.conftest import SEED_CORPUS
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(SEED_CORPUS / "iec-smart-cities.txt", corpus)
+    home = tmp_path / "home"
+    built = Index(load_settings(home=home, corpus=corpus, embed_backend="torch"), embedder=torch_embedder)
+    assert built.update(progress=False).embedded
+    other = Index(load_settings(home=home, corpus=corpus, embed_backend="onnx"))
+    with pytest.raises(UserError, match=r'built with the all-MiniLM-L6-v2/torch embedder.*embed_backend = "torch"'):
+        _ = other.embedder
+    other.rebuild(progress=False)  # the way out the message names
+    assert other.db.meta("embedder") == embedder.name == "all-MiniLM-L6-v2/onnx-int8"
+    assert other.verify() == []
