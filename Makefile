@@ -33,10 +33,10 @@ test: test-deps
 
 # Quality gate: the evaluation sets with thresholds just under the last measured figures
 # (each run prints "a gate just under this run: ..."); a regression fails CI.
-SEED_GATE := --min hit@1=0.97 --min hit@5=0.99 --min mrr@10=0.98 --min evidence@5=0.94 \
-	--min answer_accuracy=0.72 --min refusal_accuracy=0.65 --min false_refusal_rate=0.08 \
-	--min overall_accuracy=0.71 --min citation_precision=0.93 --min supported_sentence_rate=0.98
-STANDARDS_GATE := --min hit@1=0.99 --min mrr@10=0.99 --min evidence@5=0.99 --min answer_accuracy=0.92 \
+SEED_GATE := --min hit@1=0.96 --min hit@5=0.99 --min mrr@10=0.97 --min evidence@5=0.92 \
+	--min answer_accuracy=0.71 --min refusal_accuracy=0.65 --min false_refusal_rate=0.10 \
+	--min overall_accuracy=0.70 --min citation_precision=0.91 --min supported_sentence_rate=0.99
+STANDARDS_GATE := --min hit@1=0.92 --min mrr@10=0.96 --min evidence@5=0.99 --min answer_accuracy=0.92 \
 	--min refusal_accuracy=0.49 --min false_refusal_rate=0.01 --min citation_precision=0.99
 
 eval-gate: install
