@@ -80,11 +80,18 @@ class ChunkDB:
             )
 
     def bm25_tokens(self) -> tuple[list[str], list[list[str]]]:
-        """Every chunk's id and BM25 tokens (computed now for rows written before the cache)."""
-        ids, toks = [], []
+        """Every chunk's id and BM25 tokens (computed and stored once for rows written before the cache)."""
+        ids, toks, missing = [], [], []
         for r in self.conn.execute("SELECT id, title, text, tokens FROM chunks ORDER BY doc_id, start"):
             ids.append(r["id"])
-            toks.append(r["tokens"].split(" ") if r["tokens"] else tokens(f"{r['title']}\n{r['text']}"))
+            if r["tokens"] is None:
+                missing.append((" ".join(tokens(f"{r['title']}\n{r['text']}")), r["id"]))
+                toks.append(missing[-1][0].split(" "))
+            else:
+                toks.append(r["tokens"].split(" "))
+        if missing:
+            with self._tx():
+                self.conn.executemany("UPDATE chunks SET tokens=? WHERE id=?", missing)
         return ids, toks
 
     def set_offsets(self, offsets: Iterable[tuple[str, int, int]]) -> None:
