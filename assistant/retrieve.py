@@ -121,6 +121,9 @@ class Passage:
     also_in: list[dict[str, str]] = field(default_factory=list)  # the same story in other bulletins
 
 
+ALSO_IN_MAX = 10  # newest first; a story syndicated more widely lists its ten latest reports
+
+
 class Retriever:
     """Searches one index; cheap to call, the model and stores are loaded once."""
 
@@ -167,9 +170,9 @@ class Retriever:
             return bool(wanted) and any(f"|{w}|" in have for w in wanted)
 
         order = sorted(fused, key=lambda c: (not carries(c), -fused[c]))
-        dup_of = self.index.db.dup_groups_of((r["doc_id"], r["article"]) for r in rows.values())
+        same_story = self.index.db.dup_neighbours((r["doc_id"], r["article"]) for r in rows.values())
         grouped: list[tuple[Passage, tuple[str, int]]] = []
-        shown: dict[int, Passage] = {}
+        shown: set[tuple[str, int]] = set()
         dense_of, bm25_of = dict(dense), dict(sparse)
         per_article: dict[tuple[str, int], int] = {}
         out: list[Passage] = []
@@ -178,8 +181,7 @@ class Retriever:
             if row is None:  # in a store but not (yet) in the chunk table: an update is mid-way
                 continue
             key = (row["doc_id"], row["article"])
-            grp = dup_of.get(key)
-            if grp is not None and grp in shown and shown[grp].doc_id != row["doc_id"]:
+            if not same_story.get(key, set()).isdisjoint(shown):
                 continue  # the same story from another bulletin: shown once, listed in also_in
             if per_article.get(key, 0) >= s.per_article:
                 continue
@@ -190,13 +192,15 @@ class Retriever:
                 text=row["text"], start=row["start"], end=row["end"], score=fused[cid],
                 dense=dense_of.get(cid), bm25=bm25_of.get(cid),
             )
-            if grp is not None:
-                shown.setdefault(grp, passage)
+            shown.add(key)
+            if key in same_story:
                 grouped.append((passage, key))
             out.append(passage)
             if len(out) == k:
                 break
-        elsewhere = self.index.db.group_members(key for _, key in grouped)
+        info = self.index.db.article_info(other for _, key in grouped for other in same_story[key])
         for passage, key in grouped:
-            passage.also_in = elsewhere.get(key, [])
+            elsewhere = sorted((info[o] for o in same_story[key] if o in info), key=lambda a: (a["date"], a["doc_id"]),
+                               reverse=True)
+            passage.also_in = elsewhere[:ALSO_IN_MAX]
         return out

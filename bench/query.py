@@ -164,7 +164,8 @@ def main() -> None:
     ap.add_argument("--set", type=Path, default=ROOT / "evals" / "sets" / "seed.jsonl")
     ap.add_argument("--users", type=int, default=8)
     ap.add_argument("--cold", type=int, default=3, help="cold `stdnews ask` runs per index")
-    ap.add_argument("--cold-backends", default="onnx,torch")
+    ap.add_argument("--cold-backends", default="onnx",
+                    help="comma list (an index answers only with the backend that built it)")
     ap.add_argument("--chat", default="", help="LABEL of the index to serve for the chat memory run")
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--json", type=Path, default=None)

@@ -204,33 +204,33 @@ class ChunkDB:
     def dup_groups(self) -> dict[tuple[str, int], int]:
         return {(r[0], r[1]): r[2] for r in self.conn.execute("SELECT doc_id, article, grp FROM dup_groups")}
 
-    def dup_groups_of(self, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        """The duplicate group of each of these articles that has one."""
-        keys = list(dict.fromkeys(keys))
-        if not keys:
-            return {}
-        q = ("SELECT doc_id, article, grp FROM dup_groups"
-             f" WHERE (doc_id, article) IN (VALUES {','.join(['(?,?)'] * len(keys))})")
-        return {(r[0], r[1]): r[2] for r in self.conn.execute(q, [v for k in keys for v in k])}
+    def dup_neighbours(self, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], set[tuple[str, int]]]:
+        """For each of these articles that has near-duplicates: the articles confirmed as the same
+        story (direct pairs, not the whole connected group, which chains unrelated stories)."""
+        wanted = set(keys)
+        docs = sorted({d for d, _ in wanted})
+        out: dict[tuple[str, int], set[tuple[str, int]]] = {}
+        for i in range(0, len(docs), 400):
+            marks = ",".join("?" * len(docs[i:i + 400]))
+            q = (f"SELECT doc_a, art_a, doc_b, art_b FROM dup_pairs WHERE doc_a IN ({marks})"
+                 f" UNION SELECT doc_b, art_b, doc_a, art_a FROM dup_pairs WHERE doc_b IN ({marks})")
+            for d1, a1, d2, a2 in self.conn.execute(q, docs[i:i + 400] * 2):
+                if (d1, a1) in wanted:
+                    out.setdefault((d1, a1), set()).add((d2, a2))
+        return out
 
-    def group_members(self, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], list[dict[str, Any]]]:
-        """For each article that has near-duplicates: the others (doc_id, title, publisher, date), one query."""
-        keys = list(dict.fromkeys(keys))
-        if not keys:
-            return {}
-        q = ("SELECT g.doc_id AS k_doc, g.article AS k_art, o.doc_id, o.article,"
-             " (SELECT c.title || char(31) || c.publisher || char(31) || c.date FROM chunks c"
-             "  WHERE c.doc_id = o.doc_id AND c.article = o.article LIMIT 1) AS info"
-             " FROM dup_groups g JOIN dup_groups o"
-             "  ON o.grp = g.grp AND NOT (o.doc_id = g.doc_id AND o.article = g.article)"
-             f" WHERE (g.doc_id, g.article) IN (VALUES {','.join(['(?,?)'] * len(keys))})"
-             " ORDER BY o.doc_id, o.article")
-        out: dict[tuple[str, int], list[dict[str, Any]]] = {}
-        for r in self.conn.execute(q, [v for k in keys for v in k]):
-            members = out.setdefault((r["k_doc"], r["k_art"]), [])
-            if r["info"] is not None:
-                title, publisher, date = r["info"].split("\x1f")
-                members.append({"doc_id": r["doc_id"], "title": title, "publisher": publisher, "date": date})
+    def article_info(self, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], dict[str, str]]:
+        """Bulletin, headline, publisher and date of these articles (those still indexed)."""
+        wanted = set(keys)
+        docs = sorted({d for d, _ in wanted})
+        out: dict[tuple[str, int], dict[str, str]] = {}
+        for i in range(0, len(docs), 400):
+            q = ("SELECT doc_id, article, MIN(title) AS title, MIN(publisher) AS publisher, MIN(date) AS date"
+                 f" FROM chunks WHERE doc_id IN ({','.join('?' * len(docs[i:i + 400]))}) GROUP BY doc_id, article")
+            for r in self.conn.execute(q, docs[i:i + 400]):
+                if (r["doc_id"], r["article"]) in wanted:
+                    out[(r["doc_id"], r["article"])] = {"doc_id": r["doc_id"], "title": r["title"],
+                                                        "publisher": r["publisher"], "date": r["date"]}
         return out
 
     # key/value facts about the data directory ------------------------------------

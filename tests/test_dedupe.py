@@ -106,6 +106,9 @@ def test_a_chain_splits_when_its_middle_leaves(db: ChunkDB) -> None:
         dedupe.link(db, doc_id, [_art(doc_id, 0, ws)])
     dedupe.regroup(db)
     assert _groups(db) == {frozenset({("left", 0), ("middle", 0), ("right", 0)})}
+    # retrieval hides a passage only behind a confirmed pair, never along the chain
+    assert db.dup_neighbours([("left", 0), ("right", 0)]) == {("left", 0): {("middle", 0)},
+                                                              ("right", 0): {("middle", 0)}}
     db.delete_articles("middle")
     dedupe.regroup(db)
     assert _groups(db) == set()
