@@ -201,72 +201,69 @@ class Index:
 
         docs: list[Any] = []  # langchain_core Documents
         fresh: list[dict[str, Any]] = []
-        for doc_id, path in _progress(files.items(), progress and len(files) > 50, "reading"):
-            try:
-                data = path.read_bytes()
-            except OSError as exc:
-                report.failed.append((str(path), f"cannot be read ({exc.strerror or exc})"))
-                continue
-            fp = _fingerprint(data, catalog.get(doc_id), self.settings)
-            if known.get(doc_id) == fp:
-                report.unchanged += 1
-                continue
-            try:
-                text = load_text(path)
-            except LoadError as exc:
-                report.failed.append((str(path), exc.reason))
-                continue
-            meta = meta_for(doc_id, text, catalog.get(doc_id))
-            articles = split_articles(text, meta.title, meta.date)
-            chunks = chunk_bulletin(meta, text, articles, self.settings.chunk_max_chars, self.settings.chunk_min_chars)
-            from langchain_core.documents import Document  # imported only once a file has changed
+        writer: _Writer | None = None  # made at the first changed file: a no-op update loads nothing
+        try:
+            for doc_id, path in _progress(files.items(), progress and len(files) > 50, "reading"):
+                try:
+                    data = path.read_bytes()
+                except OSError as exc:
+                    report.failed.append((str(path), f"cannot be read ({exc.strerror or exc})"))
+                    continue
+                fp = _fingerprint(data, catalog.get(doc_id), self.settings)
+                if known.get(doc_id) == fp:
+                    report.unchanged += 1
+                    continue
+                try:
+                    text = load_text(path)
+                except LoadError as exc:
+                    report.failed.append((str(path), exc.reason))
+                    continue
+                meta = meta_for(doc_id, text, catalog.get(doc_id))
+                articles = split_articles(text, meta.title, meta.date)
+                chunks = chunk_bulletin(meta, text, articles, self.settings.chunk_max_chars,
+                                        self.settings.chunk_min_chars)
+                from langchain_core.documents import Document  # imported only once a file has changed
 
-            docs.extend(Document(page_content=c.text, metadata={**c.metadata(), "start": c.start, "end": c.end})
-                        for c in chunks)
-            old = self.db.bulletin(doc_id)
-            (report.changed_docs if old else report.added_docs).append(doc_id)
-            old_titles = {a["title"] for a in old["articles"]} if old else set()
-            report.new_articles.extend(
-                {"doc_id": doc_id, "title": a.title, "date": a.date, "publisher": meta.publisher,
-                 "lead": _lead(text[a.start:a.end], a.title)}
-                for a in articles if a.title not in old_titles)
-            fresh.append({**asdict(meta), "path": str(path), "sha256": fp, "text": text,
-                          "dedupe": [dedupe.article(doc_id, a.index, text[a.start:a.end]) for a in articles],
-                          "articles": [asdict(a) for a in articles],
-                          "offsets": [(c.chunk_id, c.start, c.end) for c in chunks]})
+                file_docs = [Document(page_content=c.text, metadata={**c.metadata(), "start": c.start, "end": c.end})
+                             for c in chunks]
+                docs.extend(file_docs)
+                writer = writer or self._writer(progress)
+                writer.plan(file_docs)  # the model starts on these while the next files are read
+                old = self.db.bulletin(doc_id)
+                (report.changed_docs if old else report.added_docs).append(doc_id)
+                old_titles = {a["title"] for a in old["articles"]} if old else set()
+                report.new_articles.extend(
+                    {"doc_id": doc_id, "title": a.title, "date": a.date, "publisher": meta.publisher,
+                     "lead": _lead(text[a.start:a.end], a.title)}
+                    for a in articles if a.title not in old_titles)
+                dedupe.link(self.db, doc_id, [dedupe.article(doc_id, a.index, text[a.start:a.end]) for a in articles])
+                fresh.append({**asdict(meta), "path": str(path), "sha256": fp, "text": text,
+                              "articles": [asdict(a) for a in articles],
+                              "offsets": [(c.chunk_id, c.start, c.end) for c in chunks]})
 
-        removed = sorted(set(known) - set(files))
-        changed = bool(docs or removed)
-        dirty = self.settings.home / "bm25.dirty"  # set while the stores may be ahead of BM25
-        if changed:
-            dirty.touch()
-        if docs:
-            from langchain_core.indexing import index as lc_index
+            removed = sorted(set(known) - set(files))
+            changed = bool(docs or removed)
+            dirty = self.settings.home / "bm25.dirty"  # set while the stores may be ahead of BM25
+            if changed:
+                dirty.touch()
+            if writer:
+                writer.sink.prefetch.finish()  # type: ignore[union-attr]
+            if docs and writer:
+                from langchain_core.indexing import index as lc_index
 
-            from index.sink import IndexSink
-
-            ids = [d.metadata["chunk_id"] for d in docs]
-            todo = len(ids) - sum(self.record_manager.exists(ids))
-            bar = _bar(todo, progress, "embedding")
-            crash = self.settings.crash_at
-            on_embedded = bar.update if bar else None
-            if crash == "embedding":
-                on_embedded = _CrashAfter(on_embedded or (lambda n: None), "__call__")
-            store = _CrashAfter(self.store, "upsert") if crash == "after-chroma" else self.store
-            rm = _CrashAfter(self.record_manager, "update") if crash == "record-manager" else self.record_manager
-            sink = IndexSink(store, self.db, lambda: self.embedder, on_embedded)  # type: ignore[arg-type]
-            result = lc_index(docs, rm, sink, cleanup="scoped_full", source_id_key="doc_id",
-                              key_encoder=lambda d: d.metadata["chunk_id"], batch_size=self.settings.index_batch_size)
-            if bar:
-                bar.close()
-            report.embedded, report.deleted = sink.embedded, result["num_deleted"]
-            if sink.embedded:  # which model the vectors come from: queries must use the same
-                self.db.set_meta("embedder", self.embedder.name)
-            report.kept = result["num_skipped"]
-            for rec in fresh:
-                self.db.set_offsets(rec.pop("offsets"))
-                dedupe.link(self.db, rec["doc_id"], rec.pop("dedupe"))
-                self.db.put_bulletin(rec)
+                result = lc_index(docs, writer.rm, writer.sink, cleanup="scoped_full", source_id_key="doc_id",
+                                  key_encoder=lambda d: d.metadata["chunk_id"],
+                                  batch_size=self.settings.index_batch_size)
+                report.embedded, report.deleted = writer.sink.embedded, result["num_deleted"]
+                if writer.sink.embedded:  # which model the vectors come from: queries must use the same
+                    self.db.set_meta("embedder", self.embedder.name)
+                report.kept = result["num_skipped"]
+                for rec in fresh:
+                    self.db.set_offsets(rec.pop("offsets"))
+                    self.db.put_bulletin(rec)
+        finally:
+            if writer:
+                writer.close()  # stops the embedding thread, also when the update failed
         for doc_id in removed:
             keys = self.record_manager.list_keys(group_ids=[doc_id])
             self.store.delete(keys)
@@ -290,6 +287,19 @@ class Index:
         if changed or report.failed or kind != "update":
             self.db.log_update(kind, {**asdict(report), "fingerprint": self.fingerprint()})
         return report
+
+    def _writer(self, progress: bool) -> _Writer:
+        """The write side of an update: the indexing API's sink (embedding ahead of the writes),
+        the record manager, a progress bar, and the fault injection of ``settings.crash_at``."""
+        from index.sink import IndexSink
+
+        crash = self.settings.crash_at
+        writer = _Writer(None, None, self.record_manager, progress)
+        on_embedded = _CrashAfter(writer.embedded, "__call__") if crash == "embedding" else writer.embedded
+        store = _CrashAfter(self.store, "upsert") if crash == "after-chroma" else self.store
+        writer.rm = _CrashAfter(self.record_manager, "update") if crash == "record-manager" else self.record_manager
+        writer.sink = IndexSink(store, self.db, lambda: self.embedder, on_embedded)  # type: ignore[arg-type]
+        return writer
 
     def whats_new(self, since: str | None = None) -> list[dict[str, Any]]:
         """Articles that updates added: those since ``since`` (YYYY-MM-DD), else the last update's.
@@ -369,6 +379,34 @@ class Index:
         return problems
 
 
+@dataclass
+class _Writer:
+    sink: Any  # index.sink.IndexSink
+    rm: Any  # the record manager handed to the indexing API
+    records: Any  # the same, without fault injection
+    progress: bool
+    bar: Any = None
+
+    def plan(self, documents: list[Any]) -> None:
+        """Queue for embedding the documents of one file that the record manager does not hold yet."""
+        ids = [d.metadata["chunk_id"] for d in documents]
+        new = [d for d, known in zip(documents, self.records.exists(ids), strict=True) if not known]
+        if new and self.progress:
+            self.bar = self.bar or _bar(0, "embedding")
+            self.bar.total += len(new)
+        self.sink.plan(new)
+
+    def embedded(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.sink.prefetch:
+            self.sink.prefetch.close()
+        if self.bar is not None:
+            self.bar.close()
+
+
 def safe_name(name: str) -> str:
     """A file name safe to create in the corpus: no folders, no ``..``, no control or shell-special
     characters (letters of any script are kept); the extension must be allowed."""
@@ -412,9 +450,7 @@ def _progress(items: Iterable[Any], show: bool, desc: str) -> Iterable[Any]:
     return tqdm(items, desc=desc, unit="file", leave=False)
 
 
-def _bar(total: int, show: bool, desc: str) -> Any:
-    if not show or total == 0:
-        return None
+def _bar(total: int, desc: str) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="chunk")
