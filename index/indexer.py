@@ -218,28 +218,11 @@ class Index:
                 except LoadError as exc:
                     report.failed.append((str(path), exc.reason))
                     continue
-                meta = meta_for(doc_id, text, catalog.get(doc_id))
-                articles = split_articles(text, meta.title, meta.date)
-                chunks = chunk_bulletin(meta, text, articles, self.settings.chunk_max_chars,
-                                        self.settings.chunk_min_chars)
-                from langchain_core.documents import Document  # imported only once a file has changed
-
-                file_docs = [Document(page_content=c.text, metadata={**c.metadata(), "start": c.start, "end": c.end})
-                             for c in chunks]
+                file_docs, record = self._prepare(doc_id, path, text, fp, catalog.get(doc_id), report)
                 docs.extend(file_docs)
+                fresh.append(record)
                 writer = writer or self._writer(progress)
                 writer.plan(file_docs)  # the model starts on these while the next files are read
-                old = self.db.bulletin(doc_id)
-                (report.changed_docs if old else report.added_docs).append(doc_id)
-                old_titles = {a["title"] for a in old["articles"]} if old else set()
-                report.new_articles.extend(
-                    {"doc_id": doc_id, "title": a.title, "date": a.date, "publisher": meta.publisher,
-                     "lead": _lead(text[a.start:a.end], a.title)}
-                    for a in articles if a.title not in old_titles)
-                dedupe.link(self.db, doc_id, [dedupe.article(doc_id, a.index, text[a.start:a.end]) for a in articles])
-                fresh.append({**asdict(meta), "path": str(path), "sha256": fp, "text": text,
-                              "articles": [asdict(a) for a in articles],
-                              "offsets": [(c.chunk_id, c.start, c.end) for c in chunks]})
 
             removed = sorted(set(known) - set(files))
             changed = bool(docs or removed)
@@ -287,6 +270,29 @@ class Index:
         if changed or report.failed or kind != "update":
             self.db.log_update(kind, {**asdict(report), "fingerprint": self.fingerprint()})
         return report
+
+    def _prepare(self, doc_id: str, path: Path, text: str, fp: str, entry: dict[str, Any] | None,
+                 report: UpdateReport) -> tuple[list[Any], dict[str, Any]]:
+        """A changed bulletin: its chunks as LangChain Documents and its record for the bulletin
+        table; its new articles go into the report and its near-duplicate links into the chunk table."""
+        from langchain_core.documents import Document  # imported only once a file has changed
+
+        meta = meta_for(doc_id, text, entry)
+        articles = split_articles(text, meta.title, meta.date)
+        chunks = chunk_bulletin(meta, text, articles, self.settings.chunk_max_chars, self.settings.chunk_min_chars)
+        old = self.db.bulletin(doc_id)
+        (report.changed_docs if old else report.added_docs).append(doc_id)
+        old_titles = {a["title"] for a in old["articles"]} if old else set()
+        report.new_articles.extend(
+            {"doc_id": doc_id, "title": a.title, "date": a.date, "publisher": meta.publisher,
+             "lead": _lead(text[a.start:a.end], a.title)}
+            for a in articles if a.title not in old_titles)
+        dedupe.link(self.db, doc_id, [dedupe.article(doc_id, a.index, text[a.start:a.end]) for a in articles])
+        docs = [Document(page_content=c.text, metadata={**c.metadata(), "start": c.start, "end": c.end})
+                for c in chunks]
+        return docs, {**asdict(meta), "path": str(path), "sha256": fp, "text": text,
+                      "articles": [asdict(a) for a in articles],
+                      "offsets": [(c.chunk_id, c.start, c.end) for c in chunks]}
 
     def _writer(self, progress: bool) -> _Writer:
         """The write side of an update: the indexing API's sink (embedding ahead of the writes),
