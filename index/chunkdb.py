@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,6 @@ CREATE TABLE IF NOT EXISTS dup_pairs (
 CREATE INDEX IF NOT EXISTS dup_pairs_b ON dup_pairs(doc_b);
 CREATE TABLE IF NOT EXISTS dup_groups (
     doc_id TEXT NOT NULL, article INTEGER NOT NULL, grp INTEGER NOT NULL, PRIMARY KEY (doc_id, article));
-CREATE INDEX IF NOT EXISTS dup_groups_grp ON dup_groups(grp);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS updates (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, kind TEXT NOT NULL, summary TEXT NOT NULL);
@@ -112,10 +111,9 @@ class ChunkDB:
 
     def get_chunks(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
-        for i in range(0, len(ids), 500):
-            part = ids[i : i + 500]
-            q = f"SELECT * FROM chunks WHERE id IN ({','.join('?' * len(part))})"
-            out.update({r["id"]: _row(r) for r in self.conn.execute(q, part)})
+        for marks, part in _in_lists(ids):
+            rows = self.conn.execute(f"SELECT * FROM chunks WHERE id IN ({marks})", part)
+            out.update({r["id"]: _row(r) for r in rows})
         return out
 
     def all_chunks(self, columns: str = "id, text") -> list[sqlite3.Row]:
@@ -208,13 +206,11 @@ class ChunkDB:
         """For each of these articles that has near-duplicates: the articles confirmed as the same
         story (direct pairs, not the whole connected group, which chains unrelated stories)."""
         wanted = set(keys)
-        docs = sorted({d for d, _ in wanted})
         out: dict[tuple[str, int], set[tuple[str, int]]] = {}
-        for i in range(0, len(docs), 400):
-            marks = ",".join("?" * len(docs[i:i + 400]))
+        for marks, docs in _in_lists(sorted({d for d, _ in wanted})):
             q = (f"SELECT doc_a, art_a, doc_b, art_b FROM dup_pairs WHERE doc_a IN ({marks})"
                  f" UNION SELECT doc_b, art_b, doc_a, art_a FROM dup_pairs WHERE doc_b IN ({marks})")
-            for d1, a1, d2, a2 in self.conn.execute(q, docs[i:i + 400] * 2):
+            for d1, a1, d2, a2 in self.conn.execute(q, docs * 2):
                 if (d1, a1) in wanted:
                     out.setdefault((d1, a1), set()).add((d2, a2))
         return out
@@ -222,12 +218,11 @@ class ChunkDB:
     def article_info(self, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], dict[str, str]]:
         """Bulletin, headline, publisher and date of these articles (those still indexed)."""
         wanted = set(keys)
-        docs = sorted({d for d, _ in wanted})
         out: dict[tuple[str, int], dict[str, str]] = {}
-        for i in range(0, len(docs), 400):
+        for marks, docs in _in_lists(sorted({d for d, _ in wanted})):
             q = ("SELECT doc_id, article, MIN(title) AS title, MIN(publisher) AS publisher, MIN(date) AS date"
-                 f" FROM chunks WHERE doc_id IN ({','.join('?' * len(docs[i:i + 400]))}) GROUP BY doc_id, article")
-            for r in self.conn.execute(q, docs[i:i + 400]):
+                 f" FROM chunks WHERE doc_id IN ({marks}) GROUP BY doc_id, article")
+            for r in self.conn.execute(q, docs):
                 if (r["doc_id"], r["article"]) in wanted:
                     out[(r["doc_id"], r["article"])] = {"doc_id": r["doc_id"], "title": r["title"],
                                                         "publisher": r["publisher"], "date": r["date"]}
@@ -268,6 +263,13 @@ class _Tx:
 
     def __exit__(self, exc_type: object, *_: object) -> None:
         self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _in_lists(values: Sequence[Any], size: int = 400) -> Iterator[tuple[str, list[Any]]]:
+    """``values`` in parts small enough for one SQL ``IN (...)``: (placeholders, part)."""
+    for i in range(0, len(values), size):
+        part = list(values[i : i + size])
+        yield ",".join("?" * len(part)), part
 
 
 def _row(r: sqlite3.Row) -> dict[str, Any]:
