@@ -35,8 +35,7 @@ CREATE TABLE IF NOT EXISTS dup_pairs (
     doc_a TEXT NOT NULL, art_a INTEGER NOT NULL, doc_b TEXT NOT NULL, art_b INTEGER NOT NULL,
     PRIMARY KEY (doc_a, art_a, doc_b, art_b));
 CREATE INDEX IF NOT EXISTS dup_pairs_b ON dup_pairs(doc_b);
-CREATE TABLE IF NOT EXISTS dup_groups (
-    doc_id TEXT NOT NULL, article INTEGER NOT NULL, grp INTEGER NOT NULL, PRIMARY KEY (doc_id, article));
+DROP TABLE IF EXISTS dup_groups;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS updates (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, kind TEXT NOT NULL, summary TEXT NOT NULL);
@@ -192,15 +191,6 @@ class ChunkDB:
 
     def dup_pairs(self) -> list[tuple[str, int, str, int]]:
         return [tuple(r) for r in self.conn.execute("SELECT doc_a, art_a, doc_b, art_b FROM dup_pairs")]
-
-    def set_dup_groups(self, groups: Sequence[Sequence[tuple[str, int]]]) -> None:
-        with self._tx():
-            self.conn.execute("DELETE FROM dup_groups")
-            self.conn.executemany("INSERT INTO dup_groups (doc_id, article, grp) VALUES (?,?,?)",
-                                  [(d, a, g) for g, members in enumerate(groups) for d, a in members])
-
-    def dup_groups(self) -> dict[tuple[str, int], int]:
-        return {(r[0], r[1]): r[2] for r in self.conn.execute("SELECT doc_id, article, grp FROM dup_groups")}
 
     def dup_neighbours(self, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], set[tuple[str, int]]]:
         """For each of these articles that has near-duplicates: the articles confirmed as the same

@@ -197,7 +197,7 @@ class Index:
         catalog = read_catalog(corpus)
         known = self.db.sha_by_doc()
         report.files = len(files)
-        regroup = dedupe.migrate(self.db)
+        dedupe.migrate(self.db)
 
         docs: list[Any] = []  # langchain_core Documents
         fresh: list[dict[str, Any]] = []
@@ -261,8 +261,6 @@ class Index:
         report.removed_docs = removed
         if self.settings.crash_at == "before-bm25":
             _kill_self()
-        if changed or regroup or dirty.exists():
-            dedupe.regroup(self.db)
         if changed or dirty.exists() or not (self.settings.bm25_path / "CURRENT").is_file():
             BM25Index.from_tokens(*self.db.bm25_tokens()).save(self.settings.bm25_path)
             dirty.unlink(missing_ok=True)
@@ -335,12 +333,14 @@ class Index:
         """Groups of articles that tell the same story, with their headlines."""
         titles = {(b["doc_id"], a["index"]): (a["title"], a["date"], b["publisher"])
                   for b in self.db.bulletins() for a in b["articles"]}
-        groups: dict[int, list[dict[str, Any]]] = {}
-        for (doc_id, art), grp in sorted(self.db.dup_groups().items()):
-            title, date, publisher = titles.get((doc_id, art), ("?", None, None))
-            groups.setdefault(grp, []).append(
-                {"doc_id": doc_id, "article": art, "title": title, "date": date, "publisher": publisher})
-        return list(groups.values())
+        out = []
+        for group in dedupe.groups(self.db.dup_pairs()):
+            out.append([])
+            for doc_id, art in group:
+                title, date, publisher = titles.get((doc_id, art), ("?", None, None))
+                out[-1].append({"doc_id": doc_id, "article": art, "title": title, "date": date,
+                                "publisher": publisher})
+        return out
 
     # status -----------------------------------------------------------------
     def fingerprint(self) -> str:

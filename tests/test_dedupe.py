@@ -1,5 +1,6 @@
-"""Near-duplicate grouping kept in SQLite: adding a bulletin links only its own articles,
-and the groups are what grouping everything from scratch would give."""
+"""Near-duplicates kept in SQLite: adding a bulletin links only its own articles, the stored
+pairs are what comparing everything from scratch would give, and the groups shown to people
+never chain different stories."""
 
 from __future__ import annotations
 
@@ -30,30 +31,19 @@ def _art(doc_id: str, i: int, ws: list[str]) -> dedupe.Article:
     return dedupe.Article(doc_id, i, frozenset(ws), dedupe.signature(ws))
 
 
+def _pairs(db: ChunkDB) -> set[frozenset[tuple[str, int]]]:
+    return {frozenset({(d1, a1), (d2, a2)}) for d1, a1, d2, a2 in db.dup_pairs()}
+
+
 def _groups(db: ChunkDB) -> set[frozenset[tuple[str, int]]]:
-    by: dict[int, set[tuple[str, int]]] = {}
-    for key, grp in db.dup_groups().items():
-        by.setdefault(grp, set()).add(key)
-    return {frozenset(g) for g in by.values()}
+    return {frozenset(g) for g in dedupe.groups(db.dup_pairs())}
 
 
 def _brute_force(bulletins: dict[str, list[dedupe.Article]]) -> set[frozenset[tuple[str, int]]]:
-    """Every pair compared exactly (no LSH), then connected components."""
+    """Every pair of articles of different bulletins compared exactly (no LSH)."""
     arts = [a for arts in bulletins.values() for a in arts if len(a.words) >= dedupe.MIN_WORDS]
-    parent = {(a.doc_id, a.article): (a.doc_id, a.article) for a in arts}
-
-    def find(k: tuple[str, int]) -> tuple[str, int]:
-        while parent[k] != k:
-            k = parent[k]
-        return k
-
-    for a, b in itertools.combinations(arts, 2):
-        if a.doc_id != b.doc_id and dedupe.same_story(a.words, b.words):
-            parent[find((a.doc_id, a.article))] = find((b.doc_id, b.article))
-    comps: dict[tuple[str, int], set[tuple[str, int]]] = {}
-    for k in parent:
-        comps.setdefault(find(k), set()).add(k)
-    return {frozenset(c) for c in comps.values() if len(c) > 1}
+    return {frozenset({(a.doc_id, a.article), (b.doc_id, b.article)}) for a, b in itertools.combinations(arts, 2)
+            if a.doc_id != b.doc_id and dedupe.same_story(a.words, b.words)}
 
 
 @pytest.fixture()
@@ -72,10 +62,9 @@ def test_incremental_links_equal_grouping_from_scratch(db: ChunkDB) -> None:
         bulletins[f"b{b:02d}"] = [_art(f"b{b:02d}", i, ws) for i, ws in enumerate(texts)]
     for doc_id, arts in bulletins.items():
         dedupe.link(db, doc_id, arts)
-    dedupe.regroup(db)
     expected = _brute_force(bulletins)
-    assert len(expected) >= 5
-    assert _groups(db) == expected
+    assert len(expected) >= 20
+    assert _pairs(db) == expected
 
 
 def test_changing_and_removing_a_bulletin_updates_only_its_links(db: ChunkDB) -> None:
@@ -84,16 +73,14 @@ def test_changing_and_removing_a_bulletin_updates_only_its_links(db: ChunkDB) ->
     a, b, c = story, _retold(rng, story, 0.85), _retold(rng, story, 0.85)
     for doc_id, ws in (("a", a), ("b", b), ("c", c)):
         dedupe.link(db, doc_id, [_art(doc_id, 0, ws)])
-    dedupe.regroup(db)
     assert _groups(db) == {frozenset({("a", 0), ("b", 0), ("c", 0)})}
 
     dedupe.link(db, "b", [_art("b", 0, _story(rng))])  # b now tells another story
-    dedupe.regroup(db)
-    assert _groups(db) == _brute_force({"a": [_art("a", 0, a)], "c": [_art("c", 0, c)]})
+    assert _pairs(db) == _brute_force({"a": [_art("a", 0, a)], "c": [_art("c", 0, c)]}) == {
+        frozenset({("a", 0), ("c", 0)})}
 
     db.delete_articles("c")
-    dedupe.regroup(db)
-    assert _groups(db) == set()
+    assert _pairs(db) == set() and _groups(db) == set()
     assert {r["doc_id"] for r in db.signatures()} == {"a", "b"}
 
 
@@ -104,13 +91,11 @@ def test_a_chain_splits_when_its_middle_leaves(db: ChunkDB) -> None:
     assert not dedupe.same_story(frozenset(left), frozenset(right))
     for doc_id, ws in (("left", left), ("middle", base), ("right", right)):
         dedupe.link(db, doc_id, [_art(doc_id, 0, ws)])
-    dedupe.regroup(db)
-    assert _groups(db) == {frozenset({("left", 0), ("middle", 0), ("right", 0)})}
+    assert dedupe.groups(db.dup_pairs()) == [[("middle", 0), ("left", 0), ("right", 0)]]  # both confirmed with it
     # retrieval hides a passage only behind a confirmed pair, never along the chain
     assert db.dup_neighbours([("left", 0), ("right", 0)]) == {("left", 0): {("middle", 0)},
                                                               ("right", 0): {("middle", 0)}}
     db.delete_articles("middle")
-    dedupe.regroup(db)
     assert _groups(db) == set()
 
 
@@ -123,7 +108,6 @@ def test_signatures_of_another_scheme_are_recomputed_once(db: ChunkDB) -> None:
     db.put_articles("y", [(0, b"old", " ".join(sorted(retold)), [])], [])
     assert dedupe.migrate(db) is True
     assert dedupe.migrate(db) is False
-    dedupe.regroup(db)
     assert _groups(db) == {frozenset({("x", 0), ("y", 0)})}
     assert all(np.frombuffer(r["sig"], dtype=np.uint64).size == dedupe.NUM_PERM for r in db.signatures())
 
@@ -141,3 +125,20 @@ def test_minhash_estimates_jaccard(jaccard: float) -> None:
         est = float((dedupe.signature(a) == dedupe.signature(b)).mean())
         errors.append(est - true)
     assert abs(np.mean(errors)) < 0.02 and np.std(errors) < 0.07
+
+
+def test_groups_do_not_chain_stories() -> None:
+    """Two stories, each told by three bulletins, and one article that resembles both (a roundup):
+    connected components would make one group of seven; the groups keep the stories apart and
+    every member is a confirmed duplicate of its group's first article."""
+    x = [("x1", 0), ("x2", 0), ("x3", 0)]
+    y = [("y1", 0), ("y2", 0), ("y3", 0)]
+    roundup = ("roundup", 0)
+    pairs = [(*a, *b) for story in (x, y) for a, b in itertools.combinations(story, 2)]
+    pairs += [(*roundup, *x[0]), (*roundup, *y[0])]
+    groups = dedupe.groups(pairs)
+    confirmed = {frozenset({(p[0], p[1]), (p[2], p[3])}) for p in pairs}
+    assert all(frozenset({g[0], m}) in confirmed for g in groups for m in g[1:])
+    assert not any({*x, *y} & set(g) == {*x, *y} for g in groups)
+    assert set(x) <= set(groups[0]) and set(y) <= set(groups[1])  # x1 and y1 have the most pairs
+    assert sorted(m for g in groups for m in g) == sorted({*x, *y, roundup})  # nobody in two groups
