@@ -43,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_index_add)
     p = isub.add_parser("watch", help="keep the index current as files arrive in the corpus folder")
     _common(p)
-    p.add_argument("--interval", type=float, default=5.0, help="seconds between polls (default 5)")
+    p.add_argument("--interval", type=float, default=5.0,
+                   help="seconds between checks for files edited in place (default 5); new, renamed and"
+                        " removed files are seen at once")
     p.set_defaults(handler=cmd_index_watch)
     p = isub.add_parser("status", help="what the index holds")
     _common(p)
@@ -155,31 +157,43 @@ def cmd_index_rebuild(args: argparse.Namespace) -> int:
 
 
 def cmd_index_add(args: argparse.Namespace) -> int:
-    return _print_report(_index(args).add(args.files, progress=not args.quiet))
+    from index.watch import hand_over, running_watcher
+
+    index = _index(args)
+    watcher = running_watcher(index)
+    if watcher and not args.quiet:
+        print(f"handing over to the running watcher (pid {watcher['pid']})", file=sys.stderr, flush=True)
+    report = hand_over(index, args.files) if watcher else None
+    return _print_report(report or index.add(args.files, progress=not args.quiet))
 
 
 def cmd_index_watch(args: argparse.Namespace) -> int:
     import signal
-    import time
+
+    from index.watch import Watcher
 
     index = _index(args)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    print(f"watching {index.settings.corpus} every {args.interval:g} s; Ctrl-C to stop", flush=True)
     failing: set[tuple[str, str]] = set()
-    try:
-        index.warm(update=True)  # a new bulletin then waits only for its own work
-        while True:
-            report = index.update(progress=False)
-            if report.added_docs or report.changed_docs or report.removed_docs:
-                print(report.summary(), flush=True)
-                for art in report.new_articles:
-                    print(f"  + {art['date'] or '????-??-??'}  {art['title']}  ({art['doc_id']})", flush=True)
-            for path, why in set(report.failed) - failing:  # say each problem once, not every poll
-                print(f"error: {path}: {why}", file=sys.stderr, flush=True)
-            failing = set(report.failed)
-            time.sleep(args.interval)
-    except KeyboardInterrupt:
-        print("stopped watching", flush=True)
+
+    def show(report: Any) -> None:
+        nonlocal failing
+        if report.added_docs or report.changed_docs or report.removed_docs:
+            print(report.summary(), flush=True)
+            for art in report.new_articles:
+                print(f"  + {art['date'] or '????-??-??'}  {art['title']}  ({art['doc_id']})", flush=True)
+        for path, why in set(report.failed) - failing:  # say each problem once, not every poll
+            print(f"error: {path}: {why}", file=sys.stderr, flush=True)
+        failing = set(report.failed)
+
+    with Watcher(index, args.interval) as watcher:
+        try:
+            index.warm(update=True)  # a new bulletin then waits only for its own work
+            print(f"watching {index.settings.corpus} (new files at once, changes every {args.interval:g} s);"
+                  " Ctrl-C to stop", flush=True)
+            watcher.run(show)
+        except KeyboardInterrupt:
+            print("stopped watching", flush=True)
     return 0
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from index.catalog import CATALOG, read_catalog, scan
 from index.errors import UserError
-from index.indexer import Index, UpdateReport
+from index.indexer import ADD_WAITS_S, Index, UpdateReport
 from index.load import SUPPORTED
 
 _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
@@ -51,7 +51,7 @@ def remove_bulletin(index: Index, doc_id: str, progress: bool = True) -> UpdateR
             if not path.resolve().is_relative_to(corpus.resolve()):
                 raise UserError(f"{doc_id}: its file lies outside the corpus folder; remove it by hand")
             path.unlink()
-        return index.update(progress=progress)
+        return index.update(progress=progress, wait=ADD_WAITS_S)  # a watcher may be updating: wait for it
 
 
 def catalog_entries(corpus: Path, doc_ids: list[str], meta: dict[str, str]) -> list[str]:

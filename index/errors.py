@@ -14,3 +14,7 @@ class LoadError(UserError):
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
+
+
+class UpdateBusy(UserError):
+    """Another process holds the data directory's update lock."""

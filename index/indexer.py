@@ -12,7 +12,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +22,13 @@ from index.catalog import doc_id_for, meta_for, read_catalog, scan
 from index.chunk import CHUNKER_VERSION, chunk_bulletin
 from index.chunkdb import ChunkDB
 from index.embed import Embedder, make_embedder
-from index.errors import LoadError, UserError
+from index.errors import LoadError, UpdateBusy, UserError
 from index.load import SUPPORTED, load_text
 from index.settings import Settings
 from index.split import split_articles
 from index.store import ChromaStore, make_store
+
+ADD_WAITS_S = 600.0  # how long adding files waits for an update another process is running
 
 
 @dataclass
@@ -49,6 +51,14 @@ class UpdateReport:
     @property
     def ok(self) -> bool:
         return not self.failed
+
+    @classmethod
+    def from_log(cls, entry: dict[str, Any]) -> UpdateReport:
+        """The report an update stored in the update log (``ChunkDB.updates``)."""
+        names = {f.name for f in fields(cls)}
+        report = cls(**{k: v for k, v in entry.items() if k in names})
+        report.failed = [(path, why) for path, why in report.failed]
+        return report
 
     def summary(self) -> str:
         parts = [f"{self.files} files: {len(self.added_docs)} new, {len(self.changed_docs)} changed,"
@@ -139,9 +149,11 @@ class Index:
             _ = self.record_manager
 
     # updates ----------------------------------------------------------------
-    def update(self, corpus: Path | None = None, progress: bool = True, kind: str = "update") -> UpdateReport:
-        """Bring the index in line with the corpus folder; unchanged files cost nothing."""
-        with _UpdateLock(self.settings.home):
+    def update(self, corpus: Path | None = None, progress: bool = True, kind: str = "update",
+               wait: float = 0.0) -> UpdateReport:
+        """Bring the index in line with the corpus folder; unchanged files cost nothing. While another
+        process updates, wait up to ``wait`` seconds for it, then refuse (``UpdateBusy``)."""
+        with _UpdateLock(self.settings.home, wait):
             return self._update(corpus or self.settings.corpus, progress, kind)
 
     def rebuild(self, corpus: Path | None = None, progress: bool = True) -> UpdateReport:
@@ -159,11 +171,23 @@ class Index:
 
     def add(self, files: Sequence[Path], corpus: Path | None = None, progress: bool = True,
             names: Sequence[str] | None = None) -> UpdateReport:
-        """Copy files into the corpus folder, then update. A file is refused before copying when
-        its type is not allowed, it is too large or unreadable, or the corpus already holds the same
-        content. ``names`` are the names users gave (uploads arrive under temporary names)."""
+        """Copy files into the corpus folder (``place``), then update; an update already running
+        (a watcher's, say) is waited for, since it may be indexing these very files."""
+        corpus = corpus or self.settings.corpus
+        _, refused = self.place(files, corpus, names)
+        report = self.update(corpus, progress, kind="add", wait=ADD_WAITS_S)
+        report.failed[:0] = refused
+        return report
+
+    def place(self, files: Sequence[Path], corpus: Path | None = None,
+              names: Sequence[str] | None = None) -> tuple[list[str], list[tuple[str, str]]]:
+        """Copy files into the corpus folder, each atomically; returns their doc_ids and the refused
+        files with why. A file is refused when its type is not allowed, it is too large or
+        unreadable, or the corpus already holds the same content. ``names`` are the names users
+        gave (uploads arrive under temporary names)."""
         corpus = corpus or self.settings.corpus
         corpus.mkdir(parents=True, exist_ok=True)
+        placed: list[str] = []
         refused: list[tuple[str, str]] = []
         known = {hashlib.sha256(p.read_bytes()).hexdigest(): doc_id for doc_id, p in scan(corpus)[0].items()}
         for i, f in enumerate(files):
@@ -185,9 +209,8 @@ class Index:
                 tmp = target.with_name(f".{target.name}.part")
                 shutil.copyfile(f, tmp)
                 os.replace(tmp, target)  # atomic: the corpus never holds half a file
-        report = self.update(corpus, progress, kind="add")
-        report.failed[:0] = refused
-        return report
+            placed.append(doc_id_for(corpus, target))
+        return placed, refused
 
     def _update(self, corpus: Path, progress: bool, kind: str) -> UpdateReport:
         t0 = time.perf_counter()
@@ -232,9 +255,7 @@ class Index:
             if writer:
                 writer.sink.prefetch.finish()  # type: ignore[union-attr]
             if docs and writer:
-                from langchain_core.indexing import index as lc_index
-
-                result = lc_index(docs, writer.rm, writer.sink, cleanup="scoped_full", source_id_key="doc_id",
+                result = writer.index(docs, writer.rm, writer.sink, cleanup="scoped_full", source_id_key="doc_id",
                                   key_encoder=lambda d: d.metadata["chunk_id"],
                                   batch_size=self.settings.index_batch_size)
                 report.embedded, report.deleted = writer.sink.embedded, result["num_deleted"]
@@ -295,10 +316,14 @@ class Index:
     def _writer(self, progress: bool) -> _Writer:
         """The write side of an update: the indexing API's sink (embedding ahead of the writes),
         the record manager, a progress bar, and the fault injection of ``settings.crash_at``."""
+        # imported here, before the embedding thread starts importing its model's libraries:
+        # two threads importing the same package at once can see it half initialised
+        from langchain_core.indexing import index as lc_index
+
         from index.sink import IndexSink
 
         crash = self.settings.crash_at
-        writer = _Writer(None, None, self.record_manager, progress)
+        writer = _Writer(None, None, self.record_manager, progress, lc_index)
         on_embedded = _CrashAfter(writer.embedded, "__call__") if crash == "embedding" else writer.embedded
         store = _CrashAfter(self.store, "upsert") if crash == "after-chroma" else self.store
         writer.rm = _CrashAfter(self.record_manager, "update") if crash == "record-manager" else self.record_manager
@@ -391,6 +416,7 @@ class _Writer:
     rm: Any  # the record manager handed to the indexing API
     records: Any  # the same, without fault injection
     progress: bool
+    index: Any  # langchain_core.indexing.index
     bar: Any = None
 
     def plan(self, documents: list[Any]) -> None:
@@ -491,20 +517,28 @@ def _kill_self() -> None:
 
 
 class _UpdateLock:
-    """One update at a time per data directory; a second one refuses with a clear message."""
+    """One update at a time per data directory; a second one waits up to ``wait`` seconds,
+    then refuses with a clear message."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, wait: float = 0.0) -> None:
         self.path = home / "update.lock"
+        self.wait = wait
 
     def __enter__(self) -> None:
         self.fh = open(self.path, "a+")  # noqa: SIM115 - held for the lock's lifetime
-        try:
-            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.fh.seek(0)
-            pid = self.fh.read().strip() or "?"
-            self.fh.close()
-            raise UserError(f"another index update is running (pid {pid}); wait for it to finish") from None
+        deadline = time.monotonic() + self.wait
+        while True:
+            try:
+                fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                self.fh.seek(0)
+                pid = self.fh.read().strip() or "?"
+                self.fh.close()
+                raise UpdateBusy(f"another index update is running (pid {pid}); wait for it to finish") from None
         self.fh.seek(0)
         self.fh.truncate()
         self.fh.write(str(os.getpid()))

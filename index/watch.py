@@ -1,0 +1,169 @@
+"""Keeping an index current as files arrive (``stdnews index watch``), and handing files
+that ``stdnews index add`` copies in to the watcher already running, which has its model,
+Chroma and LangChain loaded: a new process spends ~2.5 s importing those before it can
+index one bulletin, the running watcher ~1 s in all.
+
+A watcher announces itself by holding a lock on ``watch.lock`` in the data directory (the
+file says its pid and corpus folder); the lock goes with the process, so a killed watcher
+is never taken for a live one. It polls the corpus folders' modification times every
+``QUICK_S`` (a file created, renamed or deleted changes them) and updates at once when
+they change, and updates anyway every ``interval`` seconds (a file edited in place)."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from index.errors import UpdateBusy, UserError
+from index.indexer import ADD_WAITS_S, Index, UpdateReport
+
+QUICK_S = 0.2
+HANDOFF_TIMEOUT_S = 600.0
+
+
+class Watcher:
+    """The watch loop of one index; a second watcher of the same data directory is refused."""
+
+    def __init__(self, index: Index, interval: float = 5.0) -> None:
+        self.index = index
+        self.interval = interval
+        self.corpus = index.settings.corpus
+        self._lock = index.settings.home / "watch.lock"
+        self._fh: Any = None
+
+    def __enter__(self) -> Watcher:
+        self._fh = open(self._lock, "a+")  # noqa: SIM115 - held while watching
+        try:
+            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = _read(self._fh)
+            self._fh.close()
+            raise UserError(f"a watcher is already running for {self.index.settings.home}"
+                            f" (pid {other.get('pid', '?')})") from None
+        self._fh.seek(0)
+        self._fh.truncate()
+        self._fh.write(json.dumps({"pid": os.getpid(), "corpus": str(self.corpus.resolve())}))
+        self._fh.flush()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._fh.seek(0)
+        self._fh.truncate()
+        fcntl.flock(self._fh, fcntl.LOCK_UN)
+        self._fh.close()
+
+    def run(self, on_report: Callable[[UpdateReport], None], stop: Callable[[], bool] = lambda: False) -> None:
+        """Update at once when the corpus folders change, else every ``interval`` s, until ``stop()``."""
+        seen: object = None
+        due = 0.0
+        while not stop():
+            stamp = corpus_stamp(self.corpus)
+            if stamp != seen or time.monotonic() >= due:
+                try:
+                    report = self.index.update(progress=False)
+                except UpdateBusy:  # the app or `index add` is updating: look again shortly
+                    time.sleep(QUICK_S)
+                    continue
+                seen, due = stamp, time.monotonic() + self.interval
+                on_report(report)
+            time.sleep(QUICK_S)
+
+
+def corpus_stamp(corpus: Path) -> tuple[int, ...]:
+    """Modification times of the corpus folder and its subfolders, and of the catalog."""
+    stamps = []
+    for root, dirs, files in os.walk(corpus):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        stamps.append(os.stat(root).st_mtime_ns)
+        if "catalog.toml" in files:
+            stamps.append(os.stat(os.path.join(root, "catalog.toml")).st_mtime_ns)
+    return tuple(stamps)
+
+
+def running_watcher(index: Index) -> dict[str, Any] | None:
+    """The watcher of this data directory and corpus folder, if one is running: {"pid", "corpus"}."""
+    path = index.settings.home / "watch.lock"
+    if not path.is_file():
+        return None
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            info = _read(fh)
+            if info.get("corpus") == str(index.settings.corpus.resolve()):
+                return info
+            return None
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return None
+
+
+def hand_over(index: Index, files: Sequence[Path], timeout: float = HANDOFF_TIMEOUT_S) -> UpdateReport | None:
+    """``index add`` through the running watcher: copy the files into the corpus and wait for the
+    watcher's update(s) that indexed them; their report, with refused files first. None when no
+    watcher runs; when it stops before indexing them, this process updates instead."""
+    if running_watcher(index) is None:
+        return None
+    since = time.time()
+    placed, refused = index.place(files)
+    waiting, seen = set(placed), set()
+    covering: list[UpdateReport] = []
+    deadline = time.monotonic() + timeout
+    while waiting:
+        for entry in reversed(index.db.updates(20)):  # oldest first
+            if entry["at"] < since or entry["id"] in seen:
+                continue
+            seen.add(entry["id"])
+            report = UpdateReport.from_log(entry)
+            done = {*report.added_docs, *report.changed_docs, *(_doc_id(index, p) for p, _ in report.failed)}
+            if done & waiting:
+                covering.append(report)
+                waiting -= done
+        if not waiting:
+            break
+        if running_watcher(index) is None:  # it stopped: index them here
+            covering.append(index.update(progress=False, kind="add", wait=ADD_WAITS_S))
+            break
+        if time.monotonic() > deadline:
+            covering.append(UpdateReport(failed=[(d, "is in the corpus; the running watcher has not indexed it yet")
+                                                 for d in sorted(waiting)]))
+            break
+        time.sleep(0.05)
+    report = _merge(covering)
+    report.failed[:0] = refused
+    return report
+
+
+def _merge(reports: list[UpdateReport]) -> UpdateReport:
+    out = UpdateReport(kind="add", files=reports[-1].files if reports else 0,
+                       unchanged=reports[-1].unchanged if reports else 0)
+    for r in reports:
+        out.added_docs += r.added_docs
+        out.changed_docs += r.changed_docs
+        out.removed_docs += r.removed_docs
+        out.failed += r.failed
+        out.embedded += r.embedded
+        out.deleted += r.deleted
+        out.kept += r.kept
+        out.new_articles += r.new_articles
+        out.seconds += r.seconds
+    return out
+
+
+def _doc_id(index: Index, path: str) -> str:
+    try:
+        return Path(path).resolve().relative_to(index.settings.corpus.resolve()).with_suffix("").as_posix()
+    except ValueError:
+        return path
+
+
+def _read(fh: Any) -> dict[str, Any]:
+    fh.seek(0)
+    try:
+        return dict(json.loads(fh.read() or "{}"))
+    except ValueError:
+        return {}

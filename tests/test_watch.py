@@ -1,0 +1,95 @@
+"""The corpus watcher: one per data directory, it outlasts other processes' updates, and
+``stdnews index add`` hands its files to it instead of loading everything itself."""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from index.indexer import Index
+from index.watch import running_watcher
+
+ENV = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
+DATA = Path(__file__).parent / "data" / "standards"
+
+
+def _wait_for(what: str, ok: Callable[[], bool], timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not ok():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+@pytest.fixture()
+def watched(make_settings, corpus_copy: Path):  # noqa: ANN001, ANN201
+    """A running ``stdnews index watch`` (full polls only every 60 s: what it does sooner, it does
+    because the corpus folder changed) that has indexed the seeds; yields (index, process, cmd)."""
+    index = Index(make_settings(corpus_copy))
+    cmd = [sys.executable, "-m", "assistant", "--home", str(index.settings.home), "--corpus", str(corpus_copy)]
+    proc = subprocess.Popen([*cmd, "index", "watch", "--interval", "60"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=ENV)
+    try:
+        seeds = len(list(corpus_copy.glob("*.txt")))
+        _wait_for("the watcher to index the seeds",
+                  lambda: running_watcher(index) is not None and len(index.db.bulletins()) == seeds)
+        yield index, proc, cmd
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        proc.communicate(timeout=60)
+
+
+def test_index_add_hands_the_file_to_the_running_watcher(watched) -> None:  # noqa: ANN001
+    index, proc, cmd = watched
+    assert running_watcher(index) == {"pid": proc.pid, "corpus": str(index.settings.corpus.resolve())}
+    out = subprocess.run([*cmd, "index", "add", str(DATA / "smart-city-kpi-roundup.md")],
+                         capture_output=True, text=True, env=ENV, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert f"handing over to the running watcher (pid {proc.pid})" in out.stderr
+    assert out.stdout.startswith("6 files: 1 new, 0 changed, 0 removed, 5 unchanged")
+    assert index.db.updates(1)[0]["kind"] == "update"  # the watcher's update, not one of its own
+    assert index.db.bulletin("smart-city-kpi-roundup") is not None
+
+    again = subprocess.run([*cmd, "index", "add", str(DATA / "smart-city-kpi-roundup.md")],
+                           capture_output=True, text=True, env=ENV, timeout=120)
+    assert again.returncode == 1
+    assert "is already in the corpus as 'smart-city-kpi-roundup'; nothing to add" in again.stderr
+    proc.terminate()
+    log = proc.communicate(timeout=60)[0]
+    assert "+ 2021-03-02  Smart city indicators: three standards to watch" in log
+    assert subprocess.run([*cmd, "index", "status", "--verify"], env=ENV, capture_output=True).returncode == 0
+
+
+def test_watcher_waits_out_other_updates_and_is_alone(watched) -> None:  # noqa: ANN001
+    index, proc, cmd = watched
+    second = subprocess.run([*cmd, "index", "watch"], capture_output=True, text=True, env=ENV, timeout=120)
+    assert second.returncode == 2
+    assert second.stderr.strip() == (f"error: a watcher is already running for {index.settings.home}"
+                                     f" (pid {proc.pid})")
+
+    with open(index.settings.home / "update.lock", "a+") as fh:  # another process updating
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        shutil.copy(DATA / "smart-city-kpi-roundup.md", index.settings.corpus)
+        time.sleep(2)
+        assert proc.poll() is None, "the watcher gave up while another update ran"
+        assert index.db.bulletin("smart-city-kpi-roundup") is None
+    _wait_for("the watcher to index the new file", lambda: index.db.bulletin("smart-city-kpi-roundup") is not None,
+              timeout=60)
+
+    proc.send_signal(signal.SIGKILL)  # a killed watcher leaves its lock file but not its lock
+    proc.wait(timeout=30)
+    assert running_watcher(index) is None
+    (index.settings.corpus / "smart-city-kpi-roundup.md").unlink()
+    out = subprocess.run([*cmd, "index", "add", "--quiet", str(DATA / "smart-city-kpi-roundup.md")],
+                         capture_output=True, text=True, env=ENV, timeout=300)
+    assert out.returncode == 0 and "handing over" not in out.stderr, out.stderr
+    assert index.db.updates(1)[0]["kind"] == "add"
