@@ -56,3 +56,14 @@ def test_saved_index_loads_and_ranks_like_bm25s(tmp_path: Path) -> None:
         for cid, score in hits:  # each hit carries bm25s's score, and nothing left out scores higher
             assert score == pytest.approx(float(expected[ids.index(cid)]), rel=1e-5)
         assert hits[-1][1] == pytest.approx(float(np.sort(expected)[-len(hits)]), rel=1e-5)
+
+
+def test_tokens_keep_identifiers_whole_and_stem_words() -> None:
+    from index.tokenize import tokens
+
+    text = "The ISO/IEC 30145-3:2020 standard and TC 260 — Standardisation’s work on smart cities, 2019-2020."
+    expected = ["id:30145-3", "id:tc260", "iso", "iec", "30145-3:2020", "30145", "3", "2020", "standard", "tc260",
+                "standard", "work", "smart", "citi", "2019-2020", "2019", "2020"]
+    assert tokens(text) == expected
+    assert tokens(text) == expected  # the second time from the per-word cache
+    assert tokens("Cities CITIES organisation organization") == ["citi", "citi", "organiz", "organiz"]
