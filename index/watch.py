@@ -133,14 +133,16 @@ def hand_over(index: Index, files: Sequence[Path], timeout: float = HANDOFF_TIME
                                                  for d in sorted(waiting)]))
             break
         time.sleep(0.05)
+    if not covering:  # every file was refused: the index is as it was
+        held = len(index.db.bulletins())
+        covering.append(UpdateReport(files=held, unchanged=held))
     report = _merge(covering)
     report.failed[:0] = refused
     return report
 
 
 def _merge(reports: list[UpdateReport]) -> UpdateReport:
-    out = UpdateReport(kind="add", files=reports[-1].files if reports else 0,
-                       unchanged=reports[-1].unchanged if reports else 0)
+    out = UpdateReport(kind="add", files=reports[-1].files, unchanged=reports[-1].unchanged)
     for r in reports:
         out.added_docs += r.added_docs
         out.changed_docs += r.changed_docs

@@ -63,6 +63,7 @@ def test_index_add_hands_the_file_to_the_running_watcher(watched) -> None:  # no
                            capture_output=True, text=True, env=ENV, timeout=120)
     assert again.returncode == 1
     assert "is already in the corpus as 'smart-city-kpi-roundup'; nothing to add" in again.stderr
+    assert again.stdout.startswith("6 files: 0 new, 0 changed, 0 removed, 6 unchanged")
     proc.terminate()
     log = proc.communicate(timeout=60)[0]
     assert "+ 2021-03-02  Smart city indicators: three standards to watch" in log
