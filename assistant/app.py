@@ -23,6 +23,7 @@ from assistant.pipeline import AskResult, Assistant
 from assistant.retrieve import Filters
 from index.errors import UserError
 from index.settings import Settings
+from index.watch import report_printer, watch_in_background
 
 EXAMPLES = [
     "Who convenes JTC 1/WG 11?",
@@ -248,8 +249,9 @@ def launch(demo: Any, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str
     return str(url)
 
 
-def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
-    """``stdnews chat``: load the index and model once, then serve until interrupted."""
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, watch: bool = True) -> int:
+    """``stdnews chat``: load the index and model once, then serve until interrupted; with ``watch``,
+    also keep the index current with the corpus folder (``index.watch``)."""
     auth = parse_auth(settings.auth)
     if host not in LOOPBACK and auth is None:
         print(f"warning: serving on {host} without --auth: anyone who can reach this machine can ask, "
@@ -262,7 +264,10 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
     assistant.index.warm()  # the first question should not wait for the model
     demo = build_app(assistant)
     launch(demo, host, port, auth)
-    threading.Thread(target=assistant.index.warm, kwargs={"update": True}, daemon=True).start()  # uploads
+    if watch:
+        watch_in_background(assistant.index, report_printer(sys.stderr, "index: "))  # warms uploads' path too
+    else:
+        threading.Thread(target=assistant.index.warm, kwargs={"update": True}, daemon=True).start()
     shown = f"[{host}]" if ":" in host else host
     print(f"stdnews chat: http://{shown}:{port}  ({st['bulletins']} bulletins; Ctrl+C to stop)", file=sys.stderr)
     demo.block_thread()  # returns on Ctrl+C, after closing the server

@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--auth", default=argparse.SUPPRESS, help="USER:PASS (or STDNEWS_AUTH)")
+    p.add_argument("--no-watch", action="store_true",
+                   help="do not index files that arrive in the corpus folder while serving")
     _llm_flags(p)
     p.set_defaults(handler=cmd_chat)
 
@@ -170,28 +172,16 @@ def cmd_index_add(args: argparse.Namespace) -> int:
 def cmd_index_watch(args: argparse.Namespace) -> int:
     import signal
 
-    from index.watch import Watcher
+    from index.watch import Watcher, report_printer
 
     index = _index(args)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    failing: set[tuple[str, str]] = set()
-
-    def show(report: Any) -> None:
-        nonlocal failing
-        if report.added_docs or report.changed_docs or report.removed_docs:
-            print(report.summary(), flush=True)
-            for art in report.new_articles:
-                print(f"  + {art['date'] or '????-??-??'}  {art['title']}  ({art['doc_id']})", flush=True)
-        for path, why in set(report.failed) - failing:  # say each problem once, not every poll
-            print(f"error: {path}: {why}", file=sys.stderr, flush=True)
-        failing = set(report.failed)
-
     with Watcher(index, args.interval) as watcher:
         try:
             index.warm(update=True)  # a new bulletin then waits only for its own work
             print(f"watching {index.settings.corpus} (new files at once, changes every {args.interval:g} s);"
                   " Ctrl-C to stop", flush=True)
-            watcher.run(show)
+            watcher.run(report_printer())
         except KeyboardInterrupt:
             print("stopped watching", flush=True)
     return 0
@@ -278,7 +268,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_chat(args: argparse.Namespace) -> int:
     from assistant.app import serve
 
-    return serve(settings_from(args), host=args.host, port=args.port)
+    return serve(settings_from(args), host=args.host, port=args.port, watch=not args.no_watch)
 
 
 def cmd_feedback_export(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import tomllib
 from pathlib import Path
 
@@ -43,6 +44,7 @@ def remove_bulletin(index: Index, doc_id: str, progress: bool = True) -> UpdateR
         raise UserError("choose a bulletin to remove")
     corpus = index.settings.corpus
     with _LOCK:
+        since = time.time()
         files, _ = scan(corpus)
         path = files.get(doc_id)
         if path is None and index.db.bulletin(doc_id) is None:
@@ -51,7 +53,8 @@ def remove_bulletin(index: Index, doc_id: str, progress: bool = True) -> UpdateR
             if not path.resolve().is_relative_to(corpus.resolve()):
                 raise UserError(f"{doc_id}: its file lies outside the corpus folder; remove it by hand")
             path.unlink()
-        return index.update(progress=progress, wait=ADD_WAITS_S)  # a watcher may be updating: wait for it
+        report = index.update(progress=progress, wait=ADD_WAITS_S)  # a watcher may be updating: wait for it
+        return index.account(report, [doc_id], since)  # ... or may have removed it already
 
 
 def catalog_entries(corpus: Path, doc_ids: list[str], meta: dict[str, str]) -> list[str]:

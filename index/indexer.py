@@ -52,6 +52,15 @@ class UpdateReport:
     def ok(self) -> bool:
         return not self.failed
 
+    def absorb(self, other: UpdateReport) -> None:
+        """Add what ``other`` (another process's update) did to this report."""
+        for name in ("added_docs", "changed_docs", "removed_docs", "failed", "new_articles"):
+            getattr(self, name).extend(x for x in getattr(other, name) if x not in getattr(self, name))
+        self.embedded += other.embedded
+        self.deleted += other.deleted
+        self.kept += other.kept
+        self.seconds += other.seconds
+
     @classmethod
     def from_log(cls, entry: dict[str, Any]) -> UpdateReport:
         """The report an update stored in the update log (``ChunkDB.updates``)."""
@@ -174,9 +183,25 @@ class Index:
         """Copy files into the corpus folder (``place``), then update; an update already running
         (a watcher's, say) is waited for, since it may be indexing these very files."""
         corpus = corpus or self.settings.corpus
-        _, refused = self.place(files, corpus, names)
+        since = time.time()
+        placed, refused = self.place(files, corpus, names)
         report = self.update(corpus, progress, kind="add", wait=ADD_WAITS_S)
+        self.account(report, placed, since)
         report.failed[:0] = refused
+        return report
+
+    def account(self, report: UpdateReport, doc_ids: Sequence[str], since: float) -> UpdateReport:
+        """Add to ``report`` the updates of other processes since ``since`` that handled these
+        bulletins: a watcher that sees a new file may index it before this process gets the lock."""
+        def handled(r: UpdateReport) -> set[str]:
+            return {*r.added_docs, *r.changed_docs, *r.removed_docs}
+
+        missing = set(doc_ids) - handled(report)
+        for entry in reversed(self.db.updates(50) if missing else []):  # oldest first
+            other = UpdateReport.from_log(entry)
+            if entry["at"] >= since and handled(other) & missing:
+                report.absorb(other)
+                missing -= handled(other)
         return report
 
     def place(self, files: Sequence[Path], corpus: Path | None = None,

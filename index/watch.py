@@ -14,10 +14,12 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from index.errors import UpdateBusy, UserError
 from index.indexer import ADD_WAITS_S, Index, UpdateReport
@@ -72,6 +74,43 @@ class Watcher:
                 seen, due = stamp, time.monotonic() + self.interval
                 on_report(report)
             time.sleep(QUICK_S)
+
+
+def report_printer(out: TextIO = sys.stdout, prefix: str = "") -> Callable[[UpdateReport], None]:
+    """Prints what each watcher update changed (with its new articles) on ``out``, and each
+    failing file once on stderr, not on every poll while it stays broken."""
+    failing: set[tuple[str, str]] = set()
+
+    def show(report: UpdateReport) -> None:
+        nonlocal failing
+        if report.added_docs or report.changed_docs or report.removed_docs:
+            print(f"{prefix}{report.summary()}", file=out, flush=True)
+            for art in report.new_articles:
+                print(f"{prefix}  + {art['date'] or '????-??-??'}  {art['title']}  ({art['doc_id']})", file=out,
+                      flush=True)
+        for path, why in set(report.failed) - failing:
+            print(f"{prefix}error: {path}: {why}", file=sys.stderr, flush=True)
+        failing = set(report.failed)
+
+    return show
+
+
+def watch_in_background(index: Index, on_report: Callable[[UpdateReport], None],
+                        interval: float = 5.0) -> threading.Thread:
+    """What ``stdnews chat`` runs beside the server: warm the update path, then watch the corpus
+    (so ``index add`` hands over to the app and dropped files are indexed) unless another watcher
+    already does; that is said once on stderr. A daemon thread: it ends with the process."""
+    def run() -> None:
+        index.warm(update=True)
+        try:
+            with Watcher(index, interval) as watcher:
+                watcher.run(on_report)
+        except UserError as exc:
+            print(f"note: not watching the corpus folder: {exc}", file=sys.stderr, flush=True)
+
+    thread = threading.Thread(target=run, name="stdnews-watch", daemon=True)
+    thread.start()
+    return thread
 
 
 def corpus_stamp(corpus: Path) -> tuple[int, ...]:
@@ -136,24 +175,12 @@ def hand_over(index: Index, files: Sequence[Path], timeout: float = HANDOFF_TIME
     if not covering:  # every file was refused: the index is as it was
         held = len(index.db.bulletins())
         covering.append(UpdateReport(files=held, unchanged=held))
-    report = _merge(covering)
+    last = max(covering, key=lambda r: r.files)  # the late-file note has no counts of its own
+    report = UpdateReport(kind="add", files=last.files, unchanged=last.unchanged)
+    for r in covering:
+        report.absorb(r)
     report.failed[:0] = refused
     return report
-
-
-def _merge(reports: list[UpdateReport]) -> UpdateReport:
-    out = UpdateReport(kind="add", files=reports[-1].files, unchanged=reports[-1].unchanged)
-    for r in reports:
-        out.added_docs += r.added_docs
-        out.changed_docs += r.changed_docs
-        out.removed_docs += r.removed_docs
-        out.failed += r.failed
-        out.embedded += r.embedded
-        out.deleted += r.deleted
-        out.kept += r.kept
-        out.new_articles += r.new_articles
-        out.seconds += r.seconds
-    return out
 
 
 def _doc_id(index: Index, path: str) -> str:

@@ -268,11 +268,11 @@ def test_serve_warns_beyond_loopback_without_auth(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(app_mod, "build_app", lambda bot: demo)  # nothing written to the shared seed home
     monkeypatch.setattr(app_mod, "launch", lambda demo, host, port, auth: launched.append((host, port, auth)))
     settings = seed_assistant.settings
-    assert app_mod.serve(settings, host="0.0.0.0", port=7999) == 0
+    assert app_mod.serve(settings, host="0.0.0.0", port=7999, watch=False) == 0  # no watcher on the shared home
     assert "warning" in capsys.readouterr().err
-    assert app_mod.serve(settings.model_copy(update={"auth": "ann:pw"}), host="0.0.0.0", port=7999) == 0
+    assert app_mod.serve(settings.model_copy(update={"auth": "ann:pw"}), host="0.0.0.0", port=7999, watch=False) == 0
     assert "warning" not in capsys.readouterr().err
-    assert app_mod.serve(settings, host="127.0.0.1", port=7999) == 0
+    assert app_mod.serve(settings, host="127.0.0.1", port=7999, watch=False) == 0
     assert "warning" not in capsys.readouterr().err
     assert launched == [("0.0.0.0", 7999, None), ("0.0.0.0", 7999, ("ann", "pw")), ("127.0.0.1", 7999, None)]
     with pytest.raises(UserError):

@@ -94,3 +94,49 @@ def test_watcher_waits_out_other_updates_and_is_alone(watched) -> None:  # noqa:
                          capture_output=True, text=True, env=ENV, timeout=300)
     assert out.returncode == 0 and "handing over" not in out.stderr, out.stderr
     assert index.db.updates(1)[0]["kind"] == "add"
+
+
+def test_an_add_reports_files_another_process_indexed_first(make_settings, corpus_copy: Path, embedder) -> None:  # noqa: ANN001
+    """A watcher may index a copied file before the adding process gets the update lock; the add
+    still reports it (from the update log), and a removal likewise."""
+    mine = Index(make_settings(corpus_copy), embedder=embedder)
+    mine.update(progress=False)
+    watcher = Index(mine.settings, embedder=embedder)  # as another process would, on its own connections
+    since = time.time()
+    shutil.copy(DATA / "smart-city-kpi-roundup.md", corpus_copy)
+    assert watcher.update(progress=False).added_docs == ["smart-city-kpi-roundup"]
+    own = mine.update(progress=False, kind="add")
+    assert own.added_docs == []
+    report = mine.account(own, ["smart-city-kpi-roundup"], since)
+    assert report.added_docs == ["smart-city-kpi-roundup"] and report.embedded >= 1
+    assert any(a["title"].startswith("Smart city indicators") for a in report.new_articles)
+
+    since = time.time()
+    (corpus_copy / "smart-city-kpi-roundup.md").unlink()
+    assert watcher.update(progress=False).removed_docs == ["smart-city-kpi-roundup"]
+    own = mine.update(progress=False)
+    assert own.removed_docs == []
+    assert mine.account(own, ["smart-city-kpi-roundup"], since).removed_docs == ["smart-city-kpi-roundup"]
+
+
+def test_the_chat_server_is_the_watcher(tmp_path: Path) -> None:
+    """`stdnews chat` watches the corpus folder: a dropped file is indexed without any command, and
+    `stdnews index add` hands over to the server instead of loading everything itself."""
+    from index.settings import load_settings
+    from tests.app_server import chat_process
+
+    with chat_process(tmp_path) as srv:
+        corpus = tmp_path / "corpus"
+        index = Index(load_settings(home=srv.home, corpus=corpus))
+        _wait_for("the server to watch", lambda: (running_watcher(index) or {}).get("pid") == srv.pid, timeout=120)
+        shutil.copy(DATA / "smart-city-kpi-roundup.md", corpus)
+        _wait_for("the server to index a dropped file",
+                  lambda: index.db.bulletin("smart-city-kpi-roundup") is not None, timeout=60)
+        cmd = [sys.executable, "-m", "assistant", "--home", str(srv.home), "--corpus", str(corpus)]
+        out = subprocess.run([*cmd, "index", "add", str(DATA / "cesi-smart-city-ict-framework.txt")],
+                             capture_output=True, text=True, env=ENV, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert f"handing over to the running watcher (pid {srv.pid})" in out.stderr
+        assert "1 new" in out.stdout and index.db.updates(1)[0]["kind"] == "update"
+    log = srv.log.read_text()
+    assert "index: 7 files: 1 new" in log and "+ 2021-03-02  Smart city indicators" in log
