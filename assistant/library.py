@@ -54,7 +54,8 @@ def remove_bulletin(index: Index, doc_id: str, progress: bool = True) -> UpdateR
                 raise UserError(f"{doc_id}: its file lies outside the corpus folder; remove it by hand")
             path.unlink()
         report = index.update(progress=progress, wait=ADD_WAITS_S)  # a watcher may be updating: wait for it
-        return index.account(report, [doc_id], since)  # ... or may have removed it already
+        index.account(report, [doc_id], since)  # ... or may have removed it already
+        return report
 
 
 def catalog_entries(corpus: Path, doc_ids: list[str], meta: dict[str, str]) -> list[str]:

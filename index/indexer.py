@@ -54,6 +54,8 @@ class UpdateReport:
 
     def absorb(self, other: UpdateReport) -> None:
         """Add what ``other`` (another process's update) did to this report."""
+        if not self.files:  # a report made only of others' updates takes their counts
+            self.files, self.unchanged = other.files, other.unchanged
         for name in ("added_docs", "changed_docs", "removed_docs", "failed", "new_articles"):
             getattr(self, name).extend(x for x in getattr(other, name) if x not in getattr(self, name))
         self.embedded += other.embedded
@@ -190,11 +192,13 @@ class Index:
         report.failed[:0] = refused
         return report
 
-    def account(self, report: UpdateReport, doc_ids: Sequence[str], since: float) -> UpdateReport:
+    def account(self, report: UpdateReport, doc_ids: Sequence[str], since: float) -> set[str]:
         """Add to ``report`` the updates of other processes since ``since`` that handled these
-        bulletins: a watcher that sees a new file may index it before this process gets the lock."""
+        bulletins (a watcher that sees a new file may index it before this process gets the lock);
+        returns those that no update has handled yet."""
         def handled(r: UpdateReport) -> set[str]:
-            return {*r.added_docs, *r.changed_docs, *r.removed_docs}
+            failed = {self._doc_id(path) for path, _ in r.failed}
+            return {*r.added_docs, *r.changed_docs, *r.removed_docs, *failed}
 
         missing = set(doc_ids) - handled(report)
         for entry in reversed(self.db.updates(50) if missing else []):  # oldest first
@@ -202,7 +206,13 @@ class Index:
             if entry["at"] >= since and handled(other) & missing:
                 report.absorb(other)
                 missing -= handled(other)
-        return report
+        return missing
+
+    def _doc_id(self, path: str) -> str:
+        try:
+            return doc_id_for(self.settings.corpus.resolve(), Path(path).resolve())
+        except ValueError:  # not a corpus file (a refused upload)
+            return path
 
     def place(self, files: Sequence[Path], corpus: Path | None = None,
               names: Sequence[str] | None = None) -> tuple[list[str], list[tuple[str, str]]]:

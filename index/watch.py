@@ -59,11 +59,11 @@ class Watcher:
         fcntl.flock(self._fh, fcntl.LOCK_UN)
         self._fh.close()
 
-    def run(self, on_report: Callable[[UpdateReport], None], stop: Callable[[], bool] = lambda: False) -> None:
-        """Update at once when the corpus folders change, else every ``interval`` s, until ``stop()``."""
+    def run(self, on_report: Callable[[UpdateReport], None]) -> None:
+        """Update at once when the corpus folders change, else every ``interval`` s; until interrupted."""
         seen: object = None
         due = 0.0
-        while not stop():
+        while True:
             stamp = corpus_stamp(self.corpus)
             if stamp != seen or time.monotonic() >= due:
                 try:
@@ -149,45 +149,21 @@ def hand_over(index: Index, files: Sequence[Path], timeout: float = HANDOFF_TIME
         return None
     since = time.time()
     placed, refused = index.place(files)
-    waiting, seen = set(placed), set()
-    covering: list[UpdateReport] = []
+    report = UpdateReport(kind="add")
     deadline = time.monotonic() + timeout
-    while waiting:
-        for entry in reversed(index.db.updates(20)):  # oldest first
-            if entry["at"] < since or entry["id"] in seen:
-                continue
-            seen.add(entry["id"])
-            report = UpdateReport.from_log(entry)
-            done = {*report.added_docs, *report.changed_docs, *(_doc_id(index, p) for p, _ in report.failed)}
-            if done & waiting:
-                covering.append(report)
-                waiting -= done
-        if not waiting:
-            break
+    while waiting := index.account(report, placed, since):
         if running_watcher(index) is None:  # it stopped: index them here
-            covering.append(index.update(progress=False, kind="add", wait=ADD_WAITS_S))
+            report.absorb(index.update(progress=False, kind="add", wait=ADD_WAITS_S))
             break
         if time.monotonic() > deadline:
-            covering.append(UpdateReport(failed=[(d, "is in the corpus; the running watcher has not indexed it yet")
-                                                 for d in sorted(waiting)]))
+            late = "is in the corpus; the running watcher has not indexed it yet"
+            report.failed += [(d, late) for d in sorted(waiting)]
             break
         time.sleep(0.05)
-    if not covering:  # every file was refused: the index is as it was
-        held = len(index.db.bulletins())
-        covering.append(UpdateReport(files=held, unchanged=held))
-    last = max(covering, key=lambda r: r.files)  # the late-file note has no counts of its own
-    report = UpdateReport(kind="add", files=last.files, unchanged=last.unchanged)
-    for r in covering:
-        report.absorb(r)
+    if not report.files:  # every file was refused: the index is as it was
+        report.files = report.unchanged = len(index.db.bulletins())
     report.failed[:0] = refused
     return report
-
-
-def _doc_id(index: Index, path: str) -> str:
-    try:
-        return Path(path).resolve().relative_to(index.settings.corpus.resolve()).with_suffix("").as_posix()
-    except ValueError:
-        return path
 
 
 def _read(fh: Any) -> dict[str, Any]:

@@ -107,16 +107,17 @@ def test_an_add_reports_files_another_process_indexed_first(make_settings, corpu
     assert watcher.update(progress=False).added_docs == ["smart-city-kpi-roundup"]
     own = mine.update(progress=False, kind="add")
     assert own.added_docs == []
-    report = mine.account(own, ["smart-city-kpi-roundup"], since)
-    assert report.added_docs == ["smart-city-kpi-roundup"] and report.embedded >= 1
-    assert any(a["title"].startswith("Smart city indicators") for a in report.new_articles)
+    assert mine.account(own, ["smart-city-kpi-roundup"], since) == set()  # nothing left unhandled
+    assert own.added_docs == ["smart-city-kpi-roundup"] and own.embedded >= 1
+    assert any(a["title"].startswith("Smart city indicators") for a in own.new_articles)
 
     since = time.time()
     (corpus_copy / "smart-city-kpi-roundup.md").unlink()
     assert watcher.update(progress=False).removed_docs == ["smart-city-kpi-roundup"]
     own = mine.update(progress=False)
     assert own.removed_docs == []
-    assert mine.account(own, ["smart-city-kpi-roundup"], since).removed_docs == ["smart-city-kpi-roundup"]
+    assert mine.account(own, ["smart-city-kpi-roundup", "never-added"], since) == {"never-added"}
+    assert own.removed_docs == ["smart-city-kpi-roundup"]
 
 
 def test_the_chat_server_is_the_watcher(tmp_path: Path) -> None:
