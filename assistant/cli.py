@@ -165,8 +165,8 @@ def cmd_index_add(args: argparse.Namespace) -> int:
     watcher = running_watcher(index)
     if watcher and not args.quiet:
         print(f"handing over to the running watcher (pid {watcher['pid']})", file=sys.stderr, flush=True)
-    report = hand_over(index, args.files) if watcher else None
-    return _print_report(report or index.add(args.files, progress=not args.quiet))
+    report = hand_over(index, args.files) if watcher else index.add(args.files, progress=not args.quiet)
+    return _print_report(report)
 
 
 def cmd_index_watch(args: argparse.Namespace) -> int:

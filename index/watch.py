@@ -141,12 +141,10 @@ def running_watcher(index: Index) -> dict[str, Any] | None:
         return None
 
 
-def hand_over(index: Index, files: Sequence[Path], timeout: float = HANDOFF_TIMEOUT_S) -> UpdateReport | None:
-    """``index add`` through the running watcher: copy the files into the corpus and wait for the
-    watcher's update(s) that indexed them; their report, with refused files first. None when no
-    watcher runs; when it stops before indexing them, this process updates instead."""
-    if running_watcher(index) is None:
-        return None
+def hand_over(index: Index, files: Sequence[Path], timeout: float = HANDOFF_TIMEOUT_S) -> UpdateReport:
+    """``index add`` through the running watcher (``running_watcher`` said one runs): copy the files
+    into the corpus and wait for the watcher's update(s) that indexed them; their report, with
+    refused files first. When the watcher stops before indexing them, this process updates instead."""
     since = time.time()
     placed, refused = index.place(files)
     report = UpdateReport(kind="add")
