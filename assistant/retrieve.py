@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from assistant.when import parse_as_of
 from index.errors import UserError
 from index.identifiers import find_identifiers
 from index.identifiers import keys as identifier_keys
@@ -29,11 +30,12 @@ class Filters:
     bulletins: tuple[str, ...] = ()
     standards: tuple[str, ...] = ()  # identifier keys (index.identifiers), any of them
     orgs: tuple[str, ...] = ()
+    as_of: str | None = None  # the date the question is asked on (default today): later articles are no evidence
 
     @classmethod
     def parse(cls, since: str | None = None, until: str | None = None, publisher: str | None = None,
               bulletins: list[str] | tuple[str, ...] | None = None, standards: list[str] | None = None,
-              orgs: list[str] | None = None) -> Filters:
+              orgs: list[str] | None = None, as_of: str | None = None) -> Filters:
         for name, value in (("--since", since), ("--until", until)):
             if value and not _DATE.match(value):
                 raise UserError(f"{name} {value!r} is not a date; use YYYY-MM-DD")
@@ -44,8 +46,9 @@ class Filters:
                 raise UserError(f"--standard {raw!r} is not a standard or committee I recognise"
                                 " (e.g. 'ISO/IEC 30145-3', 'GB/T 35273', 'JTC 1/WG 11')")
             keys.extend(found)
+        day = parse_as_of(as_of).isoformat() if as_of else None
         return cls(since or None, until or None, publisher or None, tuple(bulletins or ()),
-                   tuple(dict.fromkeys(keys)), tuple(orgs or ()))
+                   tuple(dict.fromkeys(keys)), tuple(orgs or ()), day)
 
     @property
     def empty(self) -> bool:
