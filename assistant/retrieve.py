@@ -5,10 +5,10 @@ article so one long bulletin cannot fill every slot."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from assistant.when import parse_as_of
+from assistant.when import parse_as_of, resolve
 from index.errors import UserError
 from index.identifiers import find_identifiers
 from index.identifiers import keys as identifier_keys
@@ -17,7 +17,6 @@ from index.model import date_num
 from index.settings import Settings
 
 _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
-_RECENT = re.compile(r"\b(latest|most recent|recent|recently|newest)\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,8 @@ class Filters:
 
     @property
     def empty(self) -> bool:
-        return not (self.since or self.until or self.publisher or self.bulletins or self.standards or self.orgs)
+        return not (self.since or self.until or self.publisher or self.bulletins or self.standards or self.orgs
+                    or self.as_of)
 
     @property
     def needs_ids(self) -> bool:
@@ -66,14 +66,23 @@ class Filters:
             hi += 99 if len(self.until) == 7 else 9999
         return lo, hi
 
-    def chroma_where(self) -> dict[str, Any] | None:
-        clauses: list[dict[str, Any]] = []
+    def _clauses(self, window: tuple[int, int] | None = None) -> list[tuple[str, int]]:
+        """Date bounds as (operator, number): the filters', the question's date, and a window inside them."""
+        out: list[tuple[str, int]] = []
         lo, hi = self._bounds()
         if lo is not None:
-            clauses.append({"date_num": {"$gte": lo}})
+            out.append((">=", lo))
         if hi is not None:
-            clauses.append({"date_num": {"$lte": hi}})
-            clauses.append({"date_num": {"$gt": 0}})
+            out += [("<=", hi), (">", 0)]
+        if self.as_of:
+            out.append(("<=", date_num(self.as_of)))  # undated articles (0) stay evidence
+        if window:
+            out += [(">=", window[0]), ("<=", window[1])]
+        return out
+
+    def chroma_where(self, window: tuple[int, int] | None = None) -> dict[str, Any] | None:
+        ops = {">=": "$gte", "<=": "$lte", ">": "$gt"}
+        clauses: list[dict[str, Any]] = [{"date_num": {ops[op]: v}} for op, v in self._clauses(window)]
         if self.publisher:
             clauses.append({"publisher": {"$eq": self.publisher}})
         if self.bulletins:
@@ -82,15 +91,11 @@ class Filters:
             return None
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
-    def sql(self) -> tuple[str, list[Any]]:
+    def sql(self, window: tuple[int, int] | None = None) -> tuple[str, list[Any]]:
         where, params = [], []
-        lo, hi = self._bounds()
-        if lo is not None:
-            where.append("date_num >= ?")
-            params.append(lo)
-        if hi is not None:
-            where.append("date_num <= ? AND date_num > 0")
-            params.append(hi)
+        for op, value in self._clauses(window):
+            where.append(f"date_num {op} ?")
+            params.append(value)
         if self.publisher:
             where.append("publisher = ?")
             params.append(self.publisher)
@@ -136,43 +141,65 @@ class Retriever:
 
     def search(self, query: str, k: int | None = None, filters: Filters | None = None,
                query_vector: list[float] | None = None) -> list[Passage]:
+        """Top ``k`` passages; articles inside the window the question names ("this week", resolved
+        against ``filters.as_of``) come first, and nothing dated after ``as_of`` is returned."""
         k = k or self.settings.k
-        filters = filters or Filters()
+        filters = self._live(filters or Filters())
+        frame = resolve(query, filters.as_of)
         n = max(self.settings.candidates, 3 * k)
         vector = query_vector if query_vector is not None else self.index.embedder.embed_query(query)
+        dense, sparse = self._candidates(query, vector, n, filters)
+        inside: set[str] = set()
+        if frame.window:
+            window = (date_num(frame.start), date_num(frame.end))
+            wd, ws = self._candidates(query, vector, n, filters, window)
+            inside = {c for c, _ in wd} | {c for c, _ in ws}
+            dense, sparse = _union(dense, wd), _union(sparse, ws)
+        return self.fuse(dense, sparse, k, wanted=identifier_keys(query), latest=frame.latest, inside=inside)
+
+    def _live(self, filters: Filters) -> Filters:
+        """Drop an ``as_of`` no article is dated after: the common case costs no filter."""
+        if filters.as_of and date_num(filters.as_of) >= self.index.db.newest_date_num():
+            return replace(filters, as_of=None)
+        return filters
+
+    def _candidates(self, query: str, vector: list[float], n: int, filters: Filters,
+                    window: tuple[int, int] | None = None) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+        """Dense and BM25 results under the filters (and inside ``window``, as date numbers)."""
         allowed = None
-        if not filters.empty:
-            clause, params = filters.sql()
+        if window or not filters.empty:
+            clause, params = filters.sql(window)
             allowed = {r[0] for r in self.index.db.conn.execute(f"SELECT id FROM chunks WHERE {clause}", params)}
-        where = filters.chroma_where()
+            if not allowed:
+                return [], []
+        where = filters.chroma_where(window)
         if filters.needs_ids:
             where = {"chunk_id": {"$in": sorted(allowed or {"-"})}}
-        dense = self.index.store.query(vector, n, where)
-        sparse = self.index.bm25.search(query, n, allowed)
-        return self.fuse(dense, sparse, k, wanted=identifier_keys(query), recent=bool(_RECENT.search(query)))
+        return self.index.store.query(vector, n, where), self.index.bm25.search(query, n, allowed)
 
     def fuse(self, dense: list[tuple[str, float]], sparse: list[tuple[str, float]], k: int,
-             wanted: set[str] | None = None, recent: bool = False) -> list[Passage]:
-        """Weighted RRF; passages naming a standard the question names come first, and
-        "latest/recent" questions lean towards newer articles."""
+             wanted: set[str] | None = None, latest: bool = False, inside: set[str] | None = None) -> list[Passage]:
+        """Weighted RRF; passages inside the question's time window come first, then those naming a
+        standard the question names, and "latest" questions lean towards newer articles."""
         s = self.settings
         fused: dict[str, float] = {}
         for weight, results in ((s.dense_weight, dense), (s.bm25_weight, sparse)):
             for rank, (cid, _) in enumerate(results, 1):
                 fused[cid] = fused.get(cid, 0.0) + weight / (s.rrf_k + rank)
         rows = self.index.db.get_chunks(list(fused))
-        if recent and fused:
+        if latest and fused:
             dates = [rows[c]["date_num"] for c in fused if c in rows and rows[c]["date_num"]]
             lo, hi, top = min(dates or [0]), max(dates or [0]), max(fused.values())
             for c in fused:
                 if c in rows and rows[c]["date_num"] and hi > lo:
                     fused[c] += 0.5 * top * (rows[c]["date_num"] - lo) / (hi - lo)
+        inside = inside or set()
 
         def carries(cid: str) -> bool:
             have = rows[cid].get("std_keys", "") if cid in rows else ""
             return bool(wanted) and any(f"|{w}|" in have for w in wanted)
 
-        order = sorted(fused, key=lambda c: (not carries(c), -fused[c]))
+        order = sorted(fused, key=lambda c: (c not in inside, not carries(c), -fused[c]))
         same_story = self.index.db.dup_neighbours((r["doc_id"], r["article"]) for r in rows.values())
         grouped: list[tuple[Passage, tuple[str, int]]] = []
         shown: set[tuple[str, int]] = set()
@@ -207,3 +234,8 @@ class Retriever:
                                reverse=True)
             passage.also_in = elsewhere[:ALSO_IN_MAX]
         return out
+
+
+def _union(a: list[tuple[str, float]], b: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """Two result lists of the same search (same scores), merged best first."""
+    return sorted({**dict(a), **dict(b)}.items(), key=lambda item: -item[1])

@@ -20,6 +20,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     start INTEGER NOT NULL DEFAULT -1, "end" INTEGER NOT NULL DEFAULT -1, text TEXT NOT NULL,
     meta TEXT NOT NULL DEFAULT '{}', tokens TEXT);
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE INDEX IF NOT EXISTS chunks_date ON chunks(date_num);
 CREATE TABLE IF NOT EXISTS bulletins (
     doc_id TEXT PRIMARY KEY, path TEXT NOT NULL, title TEXT NOT NULL, publisher TEXT, date TEXT,
     url TEXT, language TEXT, sha256 TEXT NOT NULL, articles TEXT NOT NULL, text TEXT NOT NULL,
@@ -107,6 +108,10 @@ class ChunkDB:
 
     def chunk_count(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+
+    def newest_date_num(self) -> int:
+        """The latest article date in the index as a number (0 when none is dated); an index lookup."""
+        return int(self.conn.execute("SELECT MAX(date_num) FROM chunks").fetchone()[0] or 0)
 
     def get_chunks(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
