@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=None, help="passages to retrieve")
     p.add_argument("--since", default=None, help="only articles on or after YYYY-MM-DD")
     p.add_argument("--until", default=None, help="only articles on or before YYYY-MM-DD")
+    p.add_argument("--as-of", default=None, metavar="YYYY-MM-DD",
+                   help="the date the question is asked on (default today): later articles are not evidence;"
+                        " 'this week', 'recently' resolve against it")
     p.add_argument("--publisher", default=None)
     p.add_argument("--bulletin", action="append", default=None, help="doc_id (repeatable)")
     p.add_argument("--standard", action="append", default=None,
@@ -249,7 +252,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         except (OSError, ValueError, TypeError) as exc:
             raise UserError(f"--history {args.history}: not a JSON list of [user, assistant] pairs ({exc})") from None
     filters = Filters.parse(since=args.since, until=args.until, publisher=args.publisher, bulletins=args.bulletin,
-                            standards=args.standard, orgs=args.org)
+                            standards=args.standard, orgs=args.org, as_of=args.as_of)
     bot = Assistant(settings)
     if args.json:
         result = bot.ask(args.question, history=history, k=args.k, filters=filters)

@@ -90,3 +90,6 @@ def test_bad_flags_are_one_line(seed_home: Path) -> None:
     out = stdnews("--home", str(seed_home), "ask", "anything", "--since", "last week")
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip() == "error: --since 'last week' is not a date; use YYYY-MM-DD"
+    out = stdnews("--home", str(seed_home), "ask", "anything", "--as-of", "2021-02-30")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip() == "error: --as-of '2021-02-30' is not a date; use YYYY-MM-DD (e.g. 2025-06-30)"
