@@ -45,11 +45,12 @@ class ChatApp:
         self.org_names: list[str] = []  # what the index names, refreshed with the filter lists
 
     def filters(self, since: str = "", until: str = "", publisher: str = "", bulletins: list[str] | None = None,
-                standards: list[str] | None = None, orgs: list[str] | None = None) -> Filters:
-        """The filters as the user gave them; a bad date, standard or organisation is a ``UserError``."""
+                standards: list[str] | None = None, orgs: list[str] | None = None, as_of: str = "") -> Filters:
+        """The filters as the user gave them; a bad date, standard or organisation is a ``UserError``.
+        ``as_of``: the date the question is asked on (empty: today)."""
         return Filters.parse((since or "").strip() or None, (until or "").strip() or None, publisher or None,
                              bulletins or [], [s for s in standards or [] if s.strip()],
-                             normalise_orgs(orgs, self.org_names))
+                             normalise_orgs(orgs, self.org_names), (as_of or "").strip() or None)
 
     def facet_choices(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         """Choices of the "Standards & committees" and "Organisations" lists, from what the index holds."""
@@ -60,10 +61,15 @@ class ChatApp:
     # answering -------------------------------------------------------------
     def ask(self, question: str, since: str = "", until: str = "", publisher: str = "",
             bulletins: list[str] | None = None, history: list[list[str]] | None = None, k: int = 0,
-            standards: list[str] | None = None, orgs: list[str] | None = None) -> dict:
+            standards: list[str] | None = None, orgs: list[str] | None = None, as_of: str = "") -> dict:
         """Answer one question; returns the ``stdnews ask --json`` object (for API clients).
-        ``standards``: any spelling of standard numbers or committees; ``orgs``: ISO, IEC, ITU, SAC..."""
-        filters = self.filters(since, until, publisher, bulletins, standards, orgs)
+        ``standards``: any spelling of standard numbers or committees; ``orgs``: ISO, IEC, ITU, SAC...;
+        ``as_of``: the date the question is asked on, YYYY-MM-DD (empty: today): later articles are not
+        evidence, and "this week", "recently" resolve against it."""
+        try:
+            filters = self.filters(since, until, publisher, bulletins, standards, orgs, as_of)
+        except UserError as exc:  # the client gets the one-line message; the server log gets no traceback
+            raise gr.Error(str(exc), print_exception=False) from None
         pairs = [(str(u), str(a)) for u, a in (history or [])]
         result = self.bot.ask(question, history=pairs, k=int(k) or None, filters=filters)
         return {**result.to_json(), "query": result.query, "notes": result.notes,
@@ -71,7 +77,7 @@ class ChatApp:
 
     def respond(self, question: str, messages: list[dict], turns: list[dict], since: str, until: str,
                 publisher: str, bulletins: list[str], k: float, standards: list[str] | None = None,
-                orgs: list[str] | None = None) -> Iterator[tuple[Any, ...]]:
+                orgs: list[str] | None = None, as_of: str = "") -> Iterator[tuple[Any, ...]]:
         """Stream one answer into the chat; yields (chat, sources, turns, textbox, feedback box)."""
         question = (question or "").strip()
         messages, turns = list(messages or []), list(turns or [])
@@ -80,10 +86,10 @@ class ChatApp:
             yield unchanged
             return
         try:
-            filters = self.filters(since, until, publisher, bulletins, standards, orgs)
+            filters = self.filters(since, until, publisher, bulletins, standards, orgs, as_of)
         except UserError as exc:
             gr.Warning(str(exc).replace("--since", "From date").replace("--until", "To date")
-                       .replace("--standard ", "Standards & committees: "))
+                       .replace("--as-of", "As of").replace("--standard ", "Standards & committees: "))
             yield unchanged
             return
         turn = len(turns)
@@ -113,7 +119,7 @@ class ChatApp:
                       "index_version": version, "sources": sources, "feedback_id": None,
                       "filters": {"since": filters.since, "until": filters.until, "publisher": filters.publisher,
                                   "bulletins": list(filters.bulletins), "standards": list(filters.standards),
-                                  "orgs": list(filters.orgs)}})
+                                  "orgs": list(filters.orgs), "as_of": filters.as_of}})
         yield messages, sources, turns, gr.skip(), gr.skip()
 
     @staticmethod

@@ -40,6 +40,8 @@ def layout(app: ChatApp, examples: list[str]) -> gr.Blocks:
                     gr.Markdown("**Filters**")
                     since = gr.Textbox("", label="From date", placeholder="YYYY-MM-DD", max_lines=1)
                     until = gr.Textbox("", label="To date", placeholder="YYYY-MM-DD", max_lines=1)
+                    as_of = gr.Textbox("", label="As of", placeholder="YYYY-MM-DD", max_lines=1, elem_id="sn-as-of",
+                                       info="the day the question is asked on; empty: today")
                     publisher = gr.Dropdown(label="Publisher", value="",
                                             choices=[("Any publisher", ""), *[(p, p) for p in publishers]])
                     bulletins = gr.Dropdown(label="Bulletins", choices=bulletin_choices, multiselect=True,
@@ -105,7 +107,7 @@ def layout(app: ChatApp, examples: list[str]) -> gr.Blocks:
 
         refreshed = [status, publisher, bulletins, table, last, to_remove, standards, orgs, whats_new, added_since,
                      dups]
-        chat_in = [question, chatbot, turns, since, until, publisher, bulletins, k, standards, orgs]
+        chat_in = [question, chatbot, turns, since, until, publisher, bulletins, k, standards, orgs, as_of]
         chat_out = [chatbot, sources, turns, question, feedback_box]
         chat_opts: dict[str, Any] = {"show_progress": "hidden"}  # the chat shows its own "Searching…"
         send.click(app.respond, chat_in, chat_out, api_name="chat", **chat_opts)

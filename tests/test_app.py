@@ -82,6 +82,34 @@ def test_filters_narrow_retrieval_and_bad_dates_are_refused(client) -> None:  # 
         client.predict("smart cities", since="last week", api_name="/ask")
 
 
+def test_as_of_leaves_later_bulletins_out_and_a_bad_one_is_one_message(client, server: Server) -> None:  # noqa: ANN001
+    import gradio as gr
+    from gradio_client.exceptions import AppError
+
+    from assistant.app import ChatApp
+    from assistant.feedback import FeedbackStore, feedback_path
+
+    question = "When was ISO/IEC 30145-3 published?"
+    later = "china-standardisation-news-2020"  # dated 2020-10-19; the one bulletin that gives the date
+    r = client.predict(question, as_of="2020-12-31", api_name="/ask")
+    assert r["citations"] and r["citations"][0]["doc_id"] == later, r["citations"]
+    assert "7 August 2020" in r["answer"]
+    r = client.predict(question, as_of="2020-01-01", api_name="/ask")
+    assert all(c["doc_id"] != later for c in r["citations"]), r["citations"]
+    assert all(p["doc_id"] != later for p in r["passages"]), "a bulletin dated after as_of is not evidence"
+    assert "7 August 2020" not in r["answer"]
+    chat, sources, _ = client.submit(question, as_of="2020-01-01", api_name="/chat").result()
+    assert "7 August 2020" not in _text(chat[-1]) and later not in sources
+
+    with pytest.raises(AppError, match=r"^--as-of '2021-02-30' is not a date; use YYYY-MM-DD") as raised:
+        client.predict(question, as_of="2021-02-30", api_name="/ask")
+    assert "Traceback" not in str(raised.value) and "UserError" not in str(raised.value)
+    app = ChatApp(server.app, FeedbackStore(feedback_path(server.settings)))
+    with pytest.warns(UserWarning, match=r"^As of 'yesterday' is not a date; use YYYY-MM-DD"):
+        out = list(app.respond(question, [], [], "", "", "", [], 5, None, None, "yesterday"))
+    assert out == [(gr.skip(),) * 5], "the chat is left as it was"
+
+
 def _carry(server: Server, chunk_ids: list[str], column: str, value: str) -> bool:
     rows = server.app.index.db.get_chunks(chunk_ids)
     return len(rows) == len(chunk_ids) and all(f"|{value}|" in rows[c].get(column, "") for c in chunk_ids)
