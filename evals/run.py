@@ -5,15 +5,18 @@ the normal way), and return one record per question plus the run's metadata."""
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from assistant.pipeline import Assistant
+from assistant.retrieve import Filters
 from evals import history, metrics, report
 from index.embed import Embedder
 from index.errors import UserError
@@ -29,7 +32,9 @@ _FIELDS = {
     "must_include": list,
     "history": list,
     "tags": list,
+    "as_of": str,
 }
+_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ class EvalQuestion:
     must_include: tuple[tuple[str, ...], ...] = ()
     history: tuple[tuple[str, str], ...] = ()
     tags: tuple[str, ...] = ()
+    as_of: str | None = None  # the date the question is asked on (YYYY-MM-DD); None: today
 
 
 @dataclass
@@ -107,6 +113,9 @@ def load_set(path: Path) -> list[EvalQuestion]:
             raise UserError(f"{where}: 'history' must be a list of [user, assistant] pairs")
         if raw["answerable"] and not raw.get("expected_sources"):
             raise UserError(f"{where}: an answerable question needs 'expected_sources'")
+        as_of = raw.get("as_of")
+        if as_of is not None and not _is_day(as_of):
+            raise UserError(f"{where}: field 'as_of' must be a date YYYY-MM-DD, not {as_of!r}")
         out.append(
             EvalQuestion(
                 id=qid,
@@ -116,11 +125,23 @@ def load_set(path: Path) -> list[EvalQuestion]:
                 must_include=tuple(tuple(g) for g in groups),
                 history=tuple((str(u), str(a)) for u, a in turns),
                 tags=tuple(raw.get("tags") or ()),
+                as_of=as_of,
             )
         )
     if not out:
         raise UserError(f"--set {path}: holds no questions")
     return out
+
+
+def _is_day(value: str) -> bool:
+    """A real calendar day written YYYY-MM-DD (``2021-02-30`` is not one)."""
+    if not _ISO_DAY.match(value):
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 @contextmanager
@@ -152,10 +173,11 @@ def _updated(index: Index, corpus: Path, progress: bool) -> list[str]:
 def ask_one(bot: Assistant, q: EvalQuestion) -> dict[str, Any]:
     """One question: the top-10 retrieval for the ranking metrics, then the normal answer."""
     t0 = time.perf_counter()
+    filters = Filters(as_of=q.as_of)  # as the question's date sees the corpus: later articles are not evidence
     query = bot.condense(q.question, q.history)
-    top = bot.retriever.search(query, k=RETRIEVE_K)
+    top = bot.retriever.search(query, k=RETRIEVE_K, filters=filters)
     t_k10 = (time.perf_counter() - t0) * 1000
-    result = bot.ask(q.question, history=q.history)
+    result = bot.ask(q.question, history=q.history, filters=filters)
     shown = result.to_json()
     rec: dict[str, Any] = {
         "id": q.id,
@@ -165,6 +187,7 @@ def ask_one(bot: Assistant, q: EvalQuestion) -> dict[str, Any]:
         "must_include": [list(g) for g in q.must_include],
         "history": [list(t) for t in q.history],
         "tags": list(q.tags),
+        "as_of": q.as_of,
         "query": query,
         "retrieved": [
             {"rank": p.rank, "doc_id": p.doc_id, "chunk_id": p.chunk_id, "score": round(p.score, 6), "text": p.text}

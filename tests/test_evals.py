@@ -67,6 +67,7 @@ def test_small_set_with_its_own_corpus_end_to_end(tmp_path: Path, embedder, caps
         assert {"correct", "first_hit_rank", "missing", "citation_hits", "sentences"} <= set(q["verdicts"])
         assert all(c["text"] for c in q["citations"])
         assert (q["failure"] is None) == q["verdicts"]["correct"]
+        assert q["as_of"] is None  # the mini set gives no date: asked today
     # The invented bulletins are easy to find; the unanswerable question is refused.
     assert doc["metrics"]["hit@5"] == 1.0
     m6 = questions[-1]
@@ -167,6 +168,15 @@ def test_the_seed_set_loads() -> None:
             '{"id": "a", "question": "Q?", "answerable": false}\n{"id": "a", "question": "R?", "answerable": false}',
             ":2: duplicate id 'a'",
         ),
+        (
+            '{"id": "a", "question": "Q?", "answerable": false, "as_of": "2021-02-30"}',
+            ":1: field 'as_of' must be a date YYYY-MM-DD, not '2021-02-30'",
+        ),
+        (
+            '{"id": "a", "question": "Q?", "answerable": false, "as_of": "last week"}',
+            ":1: field 'as_of' must be a date YYYY-MM-DD",
+        ),
+        ('{"id": "a", "question": "Q?", "answerable": false, "as_of": 20210203}', ":1: field 'as_of' must be a str"),
     ],
 )
 def test_a_malformed_set_names_file_line_and_field(tmp_path: Path, line: str, says: str) -> None:
@@ -174,6 +184,33 @@ def test_a_malformed_set_names_file_line_and_field(tmp_path: Path, line: str, sa
     path.write_text(line + "\n")
     with pytest.raises(UserError, match=says.replace("(", r"\(").replace("[", r"\[")):
         load_set(path)
+
+
+def test_as_of_is_read_from_the_set_and_other_fields_are_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "dated.jsonl"
+    path.write_text(
+        '{"id": "a", "question": "What happened this week?", "answerable": false, "as_of": "2020-10-20",'
+        ' "choices": ["x", "y"], "answer_choice": 1}\n'
+        '{"id": "b", "question": "Q?", "answerable": false}\n'
+    )
+    dated, undated = load_set(path)
+    assert dated.as_of == "2020-10-20" and undated.as_of is None
+
+
+def test_a_question_asked_before_a_bulletin_does_not_see_it(tmp_path: Path, embedder) -> None:  # noqa: ANN001
+    from evals.run import run_set
+    from index.settings import load_settings
+
+    path = tmp_path / "dated.jsonl"
+    line = ('{{"id": "{id}", "question": "When was NSB 4410 published?", "answerable": true, "as_of": "{as_of}",'
+            ' "expected_sources": ["nsb-street-lighting"], "must_include": [["3 March 2023"]]}}')
+    path.write_text(line.format(id="before", as_of="2023-01-01") + "\n" + line.format(id="after", as_of="2023-12-31"))
+    settings = load_settings(home=tmp_path / "home", corpus=MINI / "corpus")
+    before, after = run_set(settings, path, corpus=MINI / "corpus", embedder=embedder, progress=False).records
+    assert (before["as_of"], after["as_of"]) == ("2023-01-01", "2023-12-31")
+    assert before["retrieved"] == [], "every mini bulletin is dated 2023-03-03 or later"
+    assert before["refused"] and not before["verdicts"]["correct"]
+    assert after["retrieved"][0]["doc_id"] == "nsb-street-lighting" and after["verdicts"]["correct"]
 
 
 def test_calibrate_sweeps_the_refusal_threshold(tmp_path: Path, capsys) -> None:  # noqa: ANN001
