@@ -8,7 +8,7 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from index.errors import UserError
 
@@ -19,8 +19,8 @@ _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # Longest phrases first: "last week" must not read as "week".
 _RELATIVE = re.compile(
     r"\b(?P<rel>today|yesterday|this week|last week|past week|this month|last month|past month|"
-    r"this year|last year|past year|recently|lately|in recent (?:days|weeks))\b"
-    rf"|\b(?:in|during|since|of|on) (?P<month>{_MONTH_RX})(?:,? (?P<myear>(?:19|20)\d\d))?\b"
+    r"this year|last year|past year|(?<!most )recently|lately|in recent (?:days|weeks))\b"
+    rf"|\b(?P<since>since )?(?:(?<=since )|in |during |of |on )(?P<month>{_MONTH_RX})(?:,? (?P<myear>(?:19|20)\d\d))?\b"
     r"|\b(?:in|during|of) (?P<year>(?:19|20)\d\d)\b",
     re.I,
 )
@@ -53,6 +53,8 @@ def parse_as_of(value: str | date | None) -> date:
     """The question's reference date: a YYYY-MM-DD string or a date; today when not given."""
     if value is None or value == "":
         return date.today()
+    if isinstance(value, datetime):
+        return value.date()
     if isinstance(value, date):
         return value
     text = str(value).strip()
@@ -107,6 +109,8 @@ def resolve(question: str, as_of: str | date | None = None) -> Frame:
         month = _MONTHS[m["month"].lower()]
         year = int(m["myear"]) if m["myear"] else (today.year if month <= today.month else today.year - 1)
         start, end = _month_span(year, month)
+        if m["since"]:  # "since March": from its first day up to the question's date
+            end = today
     else:
         year = int(m["year"])
         start, end = date(year, 1, 1), date(year, 12, 31)

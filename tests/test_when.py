@@ -116,22 +116,17 @@ def test_a_bad_as_of_is_a_user_error(bad: str) -> None:
 
 
 # Cases where when.py reads a question differently from what it should (reported, not fixed here).
-@pytest.mark.xfail(strict=True, reason="when.py: a datetime as_of is kept as a datetime, so windows come out as "
-                                       "'2025-06-24T12:00:00' and month windows fail to compare date with datetime")
 def test_a_datetime_as_of_counts_as_its_date() -> None:
     moment = datetime(2025, 6, 30, 12, 0)
     assert resolve("What happened this week?", moment) == resolve("What happened this week?", AS_OF)
     assert resolve("What happened in June?", moment) == resolve("What happened in June?", AS_OF)
 
 
-@pytest.mark.xfail(strict=True, reason="when.py: 'most recently' is in _LATEST, but 'recently' also matches"
-                                       " _RELATIVE and gives a two-week window")
 def test_most_recently_asks_for_the_newest_without_a_window() -> None:
     frame = resolve("What did ITU most recently approve?", AS_OF)
     assert frame.latest and not frame.window
 
 
-@pytest.mark.xfail(strict=True, reason="when.py: 'since May' reads as May alone, not May up to as_of")
 def test_since_a_month_runs_up_to_as_of() -> None:
     frame = resolve("What has happened since May?", AS_OF)
     assert (frame.start, frame.end) == ("2025-05-01", "2025-06-30")
