@@ -106,6 +106,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min", dest="minimums", action="append", default=[], metavar="METRIC=VALUE")
     _llm_flags(p)
     p.set_defaults(handler=cmd_eval)
+    p = esub.add_parser("fit", help="fit the shipped weights on several sets, with cross-validation")
+    _common(p)
+    p.add_argument("--set", dest="fit_sets", action="append", required=True, metavar="FILE[=CORPUS]",
+                   help="a set and its corpus (default: the folder 'corpus' beside the set, else '<set>-corpus' "
+                        "beside it, else --corpus); repeat for each set")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--max-false-refusals", type=float, default=0.08,
+                   help="the refusal threshold keeps out-of-fold false refusals within this on every set")
+    p.add_argument("--out", type=Path, default=None, help="weights file to write (default: the shipped one)")
+    p.add_argument("--dump", type=Path, default=None, help="also write each held-out answer with its features (JSONL)")
+    p.set_defaults(handler=cmd_eval)
     p = esub.add_parser("compare", help="compare two runs")
     _common(p)
     p.add_argument("run_a")
@@ -286,7 +297,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     # The entry point composes every stage; only here does the assistant reach the evals package.
     from evals.cli import run_command
 
-    return run_command(args, settings_from(args))
+    return run_command(args, settings_from(args), argv=sys.argv[1:])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -46,6 +46,28 @@ def analyse(text: str) -> Question:
     return Question(text, terms, tuple(dict.fromkeys(specific)))
 
 
+def keyword_class(text: str) -> str:
+    """What BM25 can add for this question: "id" (a standard or committee), "number" (a year, a
+    count), "name" (a rare capitalised word, such as a person or place), or "plain" (ordinary words,
+    where it mostly adds look-alikes). Retrieval weighs BM25 by class (fitted: assistant/weights.json)."""
+    from assistant.lexicon import rare
+    from index.identifiers import find_identifiers
+
+    norm = normalise(text)
+    if find_identifiers(norm):
+        return "id"
+    if _NUMBER.search(norm):
+        return "number"
+    words = norm.split()
+    for m in _CAPITAL.finditer(norm):
+        word = m.group().strip("’'-")
+        if word in _STOP_CAPS or (words and norm.lstrip().startswith(word) and word.istitle()):
+            continue
+        if rare(word):
+            return "name"
+    return "plain"
+
+
 def is_follow_up(text: str) -> bool:
     """Short or pronoun-led questions lean on the conversation for their subject."""
     q = analyse(text)

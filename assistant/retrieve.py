@@ -8,7 +8,10 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from assistant.when import parse_as_of, resolve
+from assistant import weights
+from assistant.question import keyword_class
+from assistant.weights import Fusion
+from assistant.when import Frame, parse_as_of, resolve
 from index.errors import UserError
 from index.identifiers import find_identifiers
 from index.identifiers import keys as identifier_keys
@@ -127,23 +130,50 @@ class Passage:
     dense: float | None = None
     bm25: float | None = None
     also_in: list[dict[str, str]] = field(default_factory=list)  # the same story in other bulletins
+    in_window: bool = False  # inside the time window the question names ("this week")
 
 
 ALSO_IN_MAX = 10  # newest first; a story syndicated more widely lists its ten latest reports
 
 
+@dataclass
+class Gathered:
+    """Everything fusion needs about one query: both result lists (best first, window results merged
+    in), the chunks inside the question's time window, and what the question names."""
+
+    dense: list[tuple[str, float]]
+    sparse: list[tuple[str, float]]
+    inside: set[str]
+    wanted: set[str]
+    latest: bool
+    keyword: str  # question.keyword_class: which BM25 weight applies
+    frame: Frame
+
+
 class Retriever:
     """Searches one index; cheap to call, the model and stores are loaded once."""
 
-    def __init__(self, index: Index, settings: Settings) -> None:
+    def __init__(self, index: Index, settings: Settings, fusion: Fusion | None = None) -> None:
         self.index = index
         self.settings = settings
+        fusion = fusion or weights.load().fusion
+        if settings.bm25_weight is not None:  # a flag or STDNEWS_BM25_WEIGHT overrides every class
+            fusion = replace(fusion, bm25={c: settings.bm25_weight for c in ("id", "number", "name", "plain")})
+        if settings.dense_weight is not None:
+            fusion = replace(fusion, dense=settings.dense_weight)
+        if settings.rrf_k is not None:
+            fusion = replace(fusion, rrf_k=settings.rrf_k)
+        self.fusion = fusion
 
     def search(self, query: str, k: int | None = None, filters: Filters | None = None,
                query_vector: list[float] | None = None) -> list[Passage]:
         """Top ``k`` passages; articles inside the window the question names ("this week", resolved
         against ``filters.as_of``) come first, and nothing dated after ``as_of`` is returned."""
         k = k or self.settings.k
+        return self.fuse(self.gather(query, k, filters, query_vector), k)
+
+    def gather(self, query: str, k: int, filters: Filters | None = None,
+               query_vector: list[float] | None = None) -> Gathered:
         filters = self._live(filters or Filters())
         frame = resolve(query, filters.as_of)
         n = max(self.settings.candidates, 3 * k)
@@ -155,7 +185,7 @@ class Retriever:
             wd, ws = self._candidates(query, vector, n, filters, window)
             inside = {c for c, _ in wd} | {c for c, _ in ws}
             dense, sparse = _union(dense, wd), _union(sparse, ws)
-        return self.fuse(dense, sparse, k, wanted=identifier_keys(query), latest=frame.latest, inside=inside)
+        return Gathered(dense, sparse, inside, identifier_keys(query), frame.latest, keyword_class(query), frame)
 
     def _live(self, filters: Filters) -> Filters:
         """Drop an ``as_of`` no article is dated after: the common case costs no filter."""
@@ -177,23 +207,26 @@ class Retriever:
             where = {"chunk_id": {"$in": sorted(allowed or {"-"})}}
         return self.index.store.query(vector, n, where), self.index.bm25.search(query, n, allowed)
 
-    def fuse(self, dense: list[tuple[str, float]], sparse: list[tuple[str, float]], k: int,
-             wanted: set[str] | None = None, latest: bool = False, inside: set[str] | None = None) -> list[Passage]:
-        """Weighted RRF; passages inside the question's time window come first, then those naming a
-        standard the question names, and "latest" questions lean towards newer articles."""
-        s = self.settings
+    def fuse(self, g: Gathered, k: int, fusion: Fusion | None = None) -> list[Passage]:
+        """Weighted RRF (BM25 weighed by the question's class); passages inside the question's time
+        window come first, then those naming a standard the question names, and "latest" questions
+        lean towards newer articles."""
+        f = fusion or self.fusion
+        dense, sparse, inside, wanted = g.dense, g.sparse, g.inside, g.wanted
         fused: dict[str, float] = {}
-        for weight, results in ((s.dense_weight, dense), (s.bm25_weight, sparse)):
+        for weight, results in ((f.dense, dense), (f.bm25_for(g.keyword), sparse)):
+            if weight <= 0:
+                continue
             for rank, (cid, _) in enumerate(results, 1):
-                fused[cid] = fused.get(cid, 0.0) + weight / (s.rrf_k + rank)
+                fused[cid] = fused.get(cid, 0.0) + weight / (f.rrf_k + rank)
         rows = self.index.db.get_chunks(list(fused))
-        if latest and fused:
+        if g.latest and fused:
             dates = [rows[c]["date_num"] for c in fused if c in rows and rows[c]["date_num"]]
             lo, hi, top = min(dates or [0]), max(dates or [0]), max(fused.values())
             for c in fused:
                 if c in rows and rows[c]["date_num"] and hi > lo:
                     fused[c] += 0.5 * top * (rows[c]["date_num"] - lo) / (hi - lo)
-        inside = inside or set()
+        s = self.settings
 
         def carries(cid: str) -> bool:
             have = rows[cid].get("std_keys", "") if cid in rows else ""
@@ -220,7 +253,7 @@ class Retriever:
                 rank=len(out) + 1, chunk_id=cid, doc_id=row["doc_id"], title=row["title"],
                 bulletin_title=row["bulletin_title"], publisher=row["publisher"], date=row["date"],
                 text=row["text"], start=row["start"], end=row["end"], score=fused[cid],
-                dense=dense_of.get(cid), bm25=bm25_of.get(cid),
+                dense=dense_of.get(cid), bm25=bm25_of.get(cid), in_window=cid in inside,
             )
             shown.add(key)
             if key in same_story:

@@ -91,10 +91,20 @@ def gate(measured: Mapping[str, float | None]) -> str:
     return " ".join(flags)
 
 
-def run_command(args: argparse.Namespace, settings: Settings, embedder: Embedder | None = None) -> int:
+def run_command(args: argparse.Namespace, settings: Settings, embedder: Embedder | None = None,
+                argv: Sequence[str] = ()) -> int:
     """Entry point from ``assistant.cli``; ``embedder`` lets tests share an already loaded model."""
     if args.action == "compare":
         print(compare(settings.home, args.run_a, args.run_b))
+        return 0
+    if args.action == "fit":
+        from evals.fit import command_line, run_fit, set_corpora
+
+        kwargs: dict[str, Any] = {"out": Path(args.out)} if args.out else {}
+        if args.dump:
+            kwargs["dump"] = Path(args.dump)
+        run_fit(settings, set_corpora(args.fit_sets, settings.corpus), folds=args.folds,
+                max_false_refusals=args.max_false_refusals, command=command_line(argv), **kwargs)
         return 0
     return run(args, settings, embedder)
 

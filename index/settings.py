@@ -37,9 +37,10 @@ class Settings(BaseSettings):
 
     k: int = 5
     candidates: int = 30
-    rrf_k: int = 60
-    dense_weight: float = 1.0
-    bm25_weight: float = 1.0
+    # Fusion weights are fitted (assistant/weights.json, by question class); these override them when set.
+    rrf_k: int | None = None
+    dense_weight: float | None = None
+    bm25_weight: float | None = None
     per_article: int = 2
 
     llm: Literal["none", "openai", "ollama", "llamacpp"] = "none"
