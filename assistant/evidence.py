@@ -53,7 +53,7 @@ SENTENCE_FEATURES = ("sem", "lex", "spec", "kind_ok", "prior", "psem", "located"
                      "heading", "novel", "pcover", "rare_lex", "next_to_best", "best_in_p")
 EVIDENCE_FEATURES = ("best", "best_sem", "top_dense", "dense_margin", "cover", "cover_top", "rare_cover_top",
                      "rare_cover", "rarest_absent", "best_rare_lex", "bm25_top", "spec_cover", "spec_absent",
-                     "ids_absent", "kind_missing", "asks_kind", "inside_any", "n_terms")
+                     "num_absent", "ids_absent", "kind_missing", "asks_kind", "inside_any", "n_terms")
 
 
 def question_kind(text: str) -> str | None:
@@ -273,7 +273,8 @@ def evidence_features(question: str, q: Question, kind: str | None, passages: Se
         "cover": sum(w for t, w in weights.items() if t in toks) / total,
         "cover_top": sum(w for t, w in weights.items() if t in top_toks) / total,
         "spec_cover": sum(spec.values()) / len(spec) if spec else 1.0,
-        "spec_absent": float(sum(v == 0.0 for v in spec.values())),
+        "spec_absent": float(sum(v == 0.0 for t, v in spec.items() if not any(ch.isdigit() for ch in t))),
+        "num_absent": float(sum(v == 0.0 for t, v in spec.items() if any(ch.isdigit() for ch in t))),
         "ids_absent": float(len(ids_missing)),
         "kind_missing": float(kind is not None and not usable),  # asks for a person, a date... none is there
         "asks_kind": float(kind is not None),

@@ -96,13 +96,6 @@ def fit_fusion(items: Sequence[Item], train: np.ndarray) -> Fusion:
     return best[1]
 
 
-@dataclass
-class FitResult:
-    fusion: Fusion
-    folds: list[dict[str, Any]]
-    sets: list[str]
-
-
 def collect(stack: ExitStack, settings: Settings, sets: Sequence[tuple[Path, Path | None]]) -> tuple[list[Item], list]:
     """Build a fresh index per set and gather every question's candidates once."""
     from assistant.pipeline import Assistant
@@ -182,7 +175,7 @@ def run_fit(settings: Settings, sets: Sequence[tuple[Path, Path | None]], folds:
     doc = {
         "command": command,
         "fitted_at": time.strftime("%Y-%m-%d"),
-        "sets": names,
+        "sets": [{"set": str(p), "corpus": str(c)} for p, c in sets],
         "folds": folds,
         "seconds": round(time.time() - t0, 1),
         "fusion": _fusion_json(final),

@@ -163,6 +163,7 @@ def fit_answer_models(items: Sequence[Any], bots: Sequence[Any], fusion: Fusion,
                    "must_include": [list(g) for g in it.q.must_include]}
             fold_recs[it.set_no].append(rec)
             rec.update({"set": names[it.set_no], "id": it.q.id, "question": it.q.question, "fold": f,
+                        "keyword": it.gathered.keyword,
                         "p_answerable": round(float(oof[i]), 4), "threshold": round(t, 4),
                         "correct": metrics.is_correct(rec),
                         "evidence": {n: round(float(v), 4) for n, v in zip(EVIDENCE_FEATURES, ev[i], strict=True)}})

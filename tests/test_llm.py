@@ -282,7 +282,7 @@ def test_llamacpp_backend_runs_the_gguf_in_process_and_streams(seed_index) -> No
 def test_refusal_gate_never_calls_the_llm(seed_index, silent_server: tuple[str, list[socket.socket]]) -> None:  # noqa: ANN001
     url, accepted = silent_server
     result = _assistant(seed_index, llm="openai", llm_base_url=url, llm_timeout=5).ask(
-        "What did ISO/IEC JTC 1 decide in Tokyo in 2031?", k=3)
+        "What is the recipe for a Margherita pizza?", k=3)
     assert result.refused and not accepted
 
 
