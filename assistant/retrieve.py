@@ -174,8 +174,9 @@ class Retriever:
 
     def gather(self, query: str, k: int, filters: Filters | None = None,
                query_vector: list[float] | None = None) -> Gathered:
-        filters = self._live(filters or Filters())
-        frame = resolve(query, filters.as_of)
+        filters = filters or Filters()
+        frame = resolve(query, filters.as_of)  # against the question's date, even when no article is later
+        filters = self._live(filters)
         n = max(self.settings.candidates, 3 * k)
         vector = query_vector if query_vector is not None else self.index.embedder.embed_query(query)
         dense, sparse = self._candidates(query, vector, n, filters)

@@ -113,6 +113,29 @@ def test_latest_question_prefers_newer_articles(standards_index: Index) -> None:
     assert latest[0].date == "2021-03-02"
 
 
+def test_latest_before_as_of_is_the_newest_before_that_day(standards_index: Index) -> None:
+    from assistant.retrieve import Filters, Retriever
+
+    retriever = Retriever(standards_index, standards_index.settings)
+    latest = retriever.search("latest smart city standards news", k=5, filters=Filters.parse(as_of="2020-12-31"))
+    dated = [p.date for p in latest if p.date]
+    assert dated and all(d <= "2020-12-31" for d in dated)  # the 2021-03-02 round-up is not evidence yet
+    assert latest[0].date == max(dated)
+
+
+def test_a_window_ranks_its_articles_first_and_drops_nothing(standards_index: Index) -> None:
+    from assistant.retrieve import Filters, Retriever
+
+    retriever = Retriever(standards_index, standards_index.settings)
+    question = "What smart city standards news came out this week?"
+    week = retriever.search(question, k=5, filters=Filters.parse(as_of="2021-03-05"))
+    assert week[0].date == "2021-03-02" and week[0].in_window  # 2021-02-27..2021-03-05
+    assert not any(p.in_window for p in week[1:]) and len(week) == 5  # the rest still there, after it
+    undated_question = retriever.search("What smart city standards news came out?", k=5,
+                                        filters=Filters.parse(as_of="2021-03-05"))
+    assert not any(p.in_window for p in undated_question)  # no time words: no date bias
+
+
 def test_whats_new_and_watch(tmp_path: Path, corpus_copy: Path) -> None:
     env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
     home = tmp_path / "home"
