@@ -149,17 +149,19 @@ class ExtractiveAnswerer:
     def _list_answer(self, q: Question, cands: Sequence[Candidate], passages: Sequence[Passage]
                      ) -> tuple[str, dict[int, list[str]]] | None:
         """A list question answered with the items of the list (two or more bulleted or numbered lines)
-        whose lead-in shares most question terms, in the passages of the best sentences; each item cited."""
-        order = list(dict.fromkeys(c.passage for c in cands[:8]))
+        whose lead-in shares most question terms, in the passages of the best sentences; each item cited.
+        None when no list there says what the question asks (its lead-in shares no term, or the list
+        shares under half of them, the lead-in counting double)."""
+        order = list(dict.fromkeys(c.passage for c in cands[:3]))  # the passages of the best sentences
         terms = set(q.terms)
         best: tuple[float, int, str, list[str]] | None = None
         for n in order:
             for lead, items in _lists(passages[n - 1].text):
                 # the lead-in ("Standards focusing on specific areas:") says what the list is; it counts double
-                shared = (2 * len(terms & set(tokens(lead))) + len(terms & set(tokens(" ".join(items))))) / (
-                    len(terms) or 1)
+                in_lead = len(terms & set(tokens(lead)))
+                shared = (2 * in_lead + len(terms & set(tokens(" ".join(items))))) / (len(terms) or 1)
                 rank_bonus = 0.01 * (len(order) - order.index(n))
-                if shared > 0 and (best is None or shared + rank_bonus > best[0]):
+                if in_lead and shared >= 0.5 and (best is None or shared + rank_bonus > best[0]):
                     best = (shared + rank_bonus, n, lead, items)
         if best is None:
             return None

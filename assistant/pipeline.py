@@ -14,6 +14,7 @@ from assistant.answer import Answerer, History, OnDelta, check_citations
 from assistant.compose import ExtractiveAnswerer
 from assistant.question import standalone
 from assistant.retrieve import Filters, Passage, Retriever
+from assistant.when import resolve
 from index.indexer import Index
 from index.settings import Settings
 
@@ -105,9 +106,12 @@ class Assistant:
         t2 = time.perf_counter()
         answer, as_of = checked.text, None
         dates = [p.date for p in checked.cited if p.date]
+        frame = resolve(query, (filters or Filters()).as_of)
         if not draft.refused and dates:
             as_of = max(dates)
-            answer = f"{answer} (as of {as_of})"
+            how = f"; {frame.describe()}, those articles first" if frame.window else (
+                f"; {frame.describe()}" if frame.latest else "")
+            answer = f"{answer} (as of {as_of}{how})"
         notes = list(draft.notes)
         if checked.dropped:
             notes.append(f"removed citation(s) to passages not given: {sorted(set(checked.dropped))}")

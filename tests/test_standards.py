@@ -134,6 +134,11 @@ def test_a_window_ranks_its_articles_first_and_drops_nothing(standards_index: In
     undated_question = retriever.search("What smart city standards news came out?", k=5,
                                         filters=Filters.parse(as_of="2021-03-05"))
     assert not any(p.in_window for p in undated_question)  # no time words: no date bias
+    from assistant.pipeline import Assistant
+
+    r = Assistant(standards_index.settings, index=standards_index).ask(
+        "What did Standards Watch report this week about city indicators?", filters=Filters.parse(as_of="2021-03-05"))
+    assert not r.refused and r.answer.endswith('"this week" read as 2021-02-27..2021-03-05, those articles first)')
 
 
 def test_whats_new_and_watch(tmp_path: Path, corpus_copy: Path) -> None:
