@@ -297,14 +297,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     # The entry point composes every stage; only here does the assistant reach the evals package.
     from evals.cli import run_command
 
-    return run_command(args, settings_from(args), argv=sys.argv[1:])
+    return run_command(args, settings_from(args), argv=args.argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # eval fit records the command that wrote the weights
     try:
         return int(args.handler(args) or 0)
     except UserError as exc:

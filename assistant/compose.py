@@ -109,8 +109,7 @@ class ExtractiveAnswerer:
         ``max_sentences`` that each add a question term the others lack."""
         parts = [p for p in _PARTS.split(question) if p.strip()]
         if len(parts) < 2 or min(len(p.split()) for p in parts) < 4:
-            usable = [c for c in cands if c.kind_ok] or cands
-            return self.select(usable, full, self.max_sentences)
+            return self.select(cands, full, self.max_sentences)  # the kind is one of the fitted features
         chosen: list[Candidate] = []
         for part in parts:
             pq = analyse(part)

@@ -66,13 +66,13 @@ def question_kind(text: str) -> str | None:
 
 def _ordinary(word: str, context: str) -> bool:
     """An ordinary word written with a capital (a heading, a title): very common in English,
-    or written in lower case elsewhere in the same passage."""
+    or written in lower case elsewhere in the same passage (``context`` as written, case kept)."""
     return zipf(word) >= ORDINARY_ZIPF or re.search(rf"\b{re.escape(word.lower())}\b", context) is not None
 
 
 def has_kind(kind: str | None, sentence: str, q: Question, context: str = "") -> bool:
     """Does ``sentence`` hold the kind of thing the question asks for (beyond what it already says)?
-    ``context`` is the lower-cased passage, to tell capitalised ordinary words from names."""
+    ``context`` is the passage as written, to tell capitalised ordinary words from names."""
     if kind is None:
         return True
     s = sentence
@@ -199,7 +199,7 @@ def sentence_candidates(q: Question, full: Question, kind: str | None, passages:
     asked = set(q.terms)
     cands: list[Candidate] = []
     for i, p in enumerate(passages, 1):
-        context = p.text.lower()
+        context = p.text
         ptoks = set(tokens(p.text))
         pcover = sum(w for t, w in rarity.items() if t in ptoks) / rare_total
         first = len(cands)

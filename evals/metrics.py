@@ -98,9 +98,13 @@ def citation_hits(rec: Record) -> list[bool]:
     return [c.get("doc_id") in expected for c in rec.get("citations") or ()]
 
 
+_AS_OF_NOTE = re.compile(r"\s*\(as of \d{4}[^()]*\)\s*$")  # the pipeline's closing date note: no claim to check
+
+
 def answer_sentences(answer: str) -> list[str]:
-    """Sentences of an answer; markers written after the full stop ("x. [1]") are moved before it."""
-    text = _MARKER_AFTER_STOP.sub(lambda m: f"{m.group(2)}{m.group(1)}", answer.strip())
+    """Sentences of an answer, without its closing "(as of ...)" note; markers written after the full
+    stop ("x. [1]") are moved before it."""
+    text = _MARKER_AFTER_STOP.sub(lambda m: f"{m.group(2)}{m.group(1)}", _AS_OF_NOTE.sub("", answer.strip()))
     out: list[str] = []
     start = 0
     for m in _BOUNDARY.finditer(text):

@@ -266,3 +266,10 @@ def test_gate_sits_just_under_the_measured_values() -> None:
     )
     lines = check_thresholds(parse_thresholds(flags.replace("--min ", "").split()), measured)
     assert lines == []  # the measured run itself passes its gate
+
+
+def test_the_closing_as_of_note_is_no_sentence_to_check() -> None:
+    answer = 'Boeing agreed to plead guilty [1]. (as of 2025-06-05; "recently" read as 2025-05-23..2025-06-05, those ' \
+             'articles first)'
+    assert metrics.answer_sentences(answer) == ["Boeing agreed to plead guilty [1]."]
+    assert metrics.sentence_support(answer, [{"text": "Boeing agreed to plead guilty last year."}])[0]["supported"]
