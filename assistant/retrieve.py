@@ -145,7 +145,6 @@ class Gathered:
     sparse: list[tuple[str, float]]
     inside: set[str]
     wanted: set[str]
-    latest: bool
     keyword: str  # question.keyword_class: which BM25 weight applies
     frame: Frame
 
@@ -158,7 +157,7 @@ class Retriever:
         self.settings = settings
         fusion = fusion or weights.load().fusion
         if settings.bm25_weight is not None:  # a flag or STDNEWS_BM25_WEIGHT overrides every class
-            fusion = replace(fusion, bm25={c: settings.bm25_weight for c in ("id", "number", "name", "plain")})
+            fusion = replace(fusion, bm25=dict.fromkeys(weights.CLASSES, settings.bm25_weight))
         if settings.dense_weight is not None:
             fusion = replace(fusion, dense=settings.dense_weight)
         if settings.rrf_k is not None:
@@ -186,7 +185,7 @@ class Retriever:
             wd, ws = self._candidates(query, vector, n, filters, window)
             inside = {c for c, _ in wd} | {c for c, _ in ws}
             dense, sparse = _union(dense, wd), _union(sparse, ws)
-        return Gathered(dense, sparse, inside, identifier_keys(query), frame.latest, keyword_class(query), frame)
+        return Gathered(dense, sparse, inside, identifier_keys(query), keyword_class(query), frame)
 
     def _live(self, filters: Filters) -> Filters:
         """Drop an ``as_of`` no article is dated after: the common case costs no filter."""
@@ -221,7 +220,7 @@ class Retriever:
             for rank, (cid, _) in enumerate(results, 1):
                 fused[cid] = fused.get(cid, 0.0) + weight / (f.rrf_k + rank)
         rows = self.index.db.get_chunks(list(fused))
-        if g.latest and fused:
+        if g.frame.latest and fused:
             dates = [rows[c]["date_num"] for c in fused if c in rows and rows[c]["date_num"]]
             lo, hi, top = min(dates or [0]), max(dates or [0]), max(fused.values())
             for c in fused:

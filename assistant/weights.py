@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 WEIGHTS_FILE = Path(__file__).with_name("weights.json")
+CLASSES = ("id", "number", "name", "plain")  # question classes BM25 is weighed by (question.keyword_class)
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class Fusion:
 
     rrf_k: int = 60
     dense: float = 1.0
-    bm25: Mapping[str, float] = field(default_factory=lambda: {"id": 1.0, "name": 1.0, "plain": 1.0})
+    bm25: Mapping[str, float] = field(default_factory=lambda: dict.fromkeys(CLASSES, 1.0))
 
     def bm25_for(self, kind: str) -> float:
         return float(self.bm25.get(kind, self.bm25.get("plain", 1.0)))

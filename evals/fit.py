@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from assistant.retrieve import Filters, Gathered
-from assistant.weights import WEIGHTS_FILE, Fusion
+from assistant.weights import CLASSES, WEIGHTS_FILE, Fusion
 from evals.fit_answer import fit_answer_models
 from evals.run import EvalQuestion, load_set, open_index
 from index.errors import UserError
@@ -36,7 +37,6 @@ from index.settings import Settings
 
 RRF_K = (10, 20, 40, 60)
 BM25_W = (0.0, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5)
-CLASSES = ("id", "number", "name", "plain")
 TOP = 10
 
 
@@ -109,7 +109,7 @@ def collect(stack: ExitStack, settings: Settings, sets: Sequence[tuple[Path, Pat
             print(f"warning: {w}", file=sys.stderr)
         bot = Assistant(index.settings, index=index)
         bots.append(bot)
-        for q in questions:
+        for q in tqdm(questions, desc=f"gathering {set_path.name}", unit="q", dynamic_ncols=True):
             query = bot.condense(q.question, q.history)
             g = bot.retriever.gather(query, TOP, Filters(as_of=q.as_of))
             items.append(Item(no, q, query, g))
@@ -126,13 +126,18 @@ def collect(stack: ExitStack, settings: Settings, sets: Sequence[tuple[Path, Pat
     return items, bots
 
 
+def _key(fusion: Fusion, it: Item) -> tuple[int, float]:
+    return fusion.rrf_k, fusion.bm25_for(it.gathered.keyword)
+
+
 def evaluate_fusion(items: Sequence[Item], mask: np.ndarray, fusion: Fusion, n_sets: int) -> list[dict[str, float]]:
-    out = []
-    for s in range(n_sets):
-        ranks = [it.rank_of[(fusion.rrf_k, fusion.bm25_for(it.gathered.keyword))]
-                 for i, it in enumerate(items) if mask[i] and it.set_no == s]
-        out.append(_retrieval_figures(ranks))
-    return out
+    return [_retrieval_figures([it.rank_of[_key(fusion, it)] for i, it in enumerate(items)
+                                if mask[i] and it.set_no == s]) for s in range(n_sets)]
+
+
+def _figures_line(names: Sequence[str], figs: Sequence[dict[str, float]]) -> str:
+    return "  ".join(f"{Path(n).stem} {x['hit@1']:.3f}/{x['hit@5']:.3f}/{x['mrr@10']:.3f}"
+                     for n, x in zip(names, figs, strict=True))
 
 
 def run_fit(settings: Settings, sets: Sequence[tuple[Path, Path | None]], folds: int = 5,
@@ -148,28 +153,16 @@ def run_fit(settings: Settings, sets: Sequence[tuple[Path, Path | None]], folds:
         answerable = np.array([it.q.answerable and bool(it.q.expected_sources) for it in items])
         fold_of = _folds(items, folds)
         report: list[dict[str, Any]] = []
+        fold_fusion = [fit_fusion(items, (fold_of != f) & answerable) for f in range(folds)]
         print("fusion, held-out folds (hit@1 / hit@5 / MRR@10 per set):")
-        for f in range(folds):
-            train = (fold_of != f) & answerable
-            test = (fold_of == f) & answerable
-            fusion = fit_fusion(items, train)
-            figs = evaluate_fusion(items, test, fusion, len(sets))
+        for f, fusion in enumerate(fold_fusion):
+            figs = evaluate_fusion(items, (fold_of == f) & answerable, fusion, len(sets))
             report.append({"fold": f, "fusion": _fusion_json(fusion), "held_out": figs})
-            print(f"  fold {f}: rrf_k={fusion.rrf_k} bm25={dict(fusion.bm25)}  "
-                  + "  ".join(f"{Path(n).stem} {x['hit@1']:.3f}/{x['hit@5']:.3f}/{x['mrr@10']:.3f}"
-                              for n, x in zip(names, figs, strict=True)))
+            print(f"  fold {f}: rrf_k={fusion.rrf_k} bm25={dict(fusion.bm25)}  " + _figures_line(names, figs))
         final = fit_fusion(items, answerable)
-        pooled = []
-        for s in range(len(sets)):
-            ranks = []
-            for f in range(folds):
-                fusion = fit_fusion(items, (fold_of != f) & answerable)
-                ranks += [it.rank_of[(fusion.rrf_k, fusion.bm25_for(it.gathered.keyword))]
-                          for i, it in enumerate(items) if fold_of[i] == f and answerable[i] and it.set_no == s]
-            pooled.append(_retrieval_figures(ranks))
-        print("  all folds pooled: " + "  ".join(
-            f"{Path(n).stem} {x['hit@1']:.3f}/{x['hit@5']:.3f}/{x['mrr@10']:.3f}" for n, x in zip(names, pooled,
-                                                                                                   strict=True)))
+        pooled = [_retrieval_figures([it.rank_of[_key(fold_fusion[fold_of[i]], it)] for i, it in enumerate(items)
+                                      if answerable[i] and it.set_no == s]) for s in range(len(sets))]
+        print("  all folds pooled: " + _figures_line(names, pooled))
         print(f"  fitted on everything: rrf_k={final.rrf_k} bm25={dict(final.bm25)}")
         answer = fit_answer_models(items, bots, final, fold_of, folds, names, max_false_refusals, dump)
     doc = {
