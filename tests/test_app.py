@@ -365,3 +365,60 @@ def test_catalog_entries_for_uploads(tmp_path: Path) -> None:
     assert data["old"] == {"title": "Old"}
     assert data["new one"] == {"title": 'A "quoted" \\ title', "publisher": "ITU"}
     assert catalog_entries(tmp_path, ["x"], {"title": "", "publisher": " ", "date": ""}) == []
+
+
+KPI_NEWS = ("ITU-T consents Y.4904 on city data maturity\n\n"
+            "ITU-T Study Group 20 consented Recommendation ITU-T Y.4904 on city data maturity. The editor is Ola Berg.\n")
+
+
+def test_upload_with_a_taken_name_is_refused_until_replace_is_ticked(client, server: Server,  # noqa: ANN001
+                                                                     tmp_path: Path) -> None:
+    from gradio_client import handle_file
+
+    first = tmp_path / "one" / "kpi-news.txt"
+    first.parent.mkdir()
+    first.write_text(Y4903)
+    out = client.predict([handle_file(str(first))], "ITU", "2026-03-05", "", False, api_name="/add_bulletins")
+    assert "Added kpi-news" in out[0], out[0]
+    try:
+        second = tmp_path / "two" / "kpi-news.md"  # the same doc_id under another extension
+        second.parent.mkdir()
+        second.write_text(KPI_NEWS)
+        out = client.predict([handle_file(str(second))], "Example Weekly", "2026-04-01", "", False,
+                             api_name="/add_bulletins")
+        assert "Could not add kpi-news.md" in out[0] and "sn-bad" in out[0], out[0]
+        assert "Added" not in out[0]
+        assert "Replace existing bulletins with the same name" in out[0], "the message says how to replace"
+        assert sorted(p.name for p in server.settings.corpus.glob("kpi-news*")) == ["kpi-news.txt"]
+        r = client.predict("Who led the work on Y.4903?", api_name="/ask")
+        assert r["citations"] and r["citations"][0]["doc_id"] == "kpi-news", r["citations"]
+
+        out = client.predict([handle_file(str(second))], "Example Weekly", "2026-04-01", "", True,
+                             api_name="/add_bulletins")
+        assert "kpi-news" in out[0] and "sn-ok" in out[0] and "failed" not in out[0], out[0]
+        assert sorted(p.name for p in server.settings.corpus.glob("kpi-news*")) == ["kpi-news.md"]
+        (backup,) = (server.settings.home / "backups").glob("kpi-news-*.txt")
+        assert backup.read_text() == Y4903
+        r = client.predict("Who is the editor of Y.4904?", api_name="/ask")
+        cited = r["citations"][0]
+        assert (cited["doc_id"], cited["publisher"], cited["date"]) == ("kpi-news", "Example Weekly", "2026-04-01")
+    finally:
+        client.predict("kpi-news", api_name="/remove_bulletin")
+
+
+def test_bulletins_added_after_start_can_be_filtered_and_removed(server: Server, tmp_path: Path) -> None:
+    from gradio_client import Client
+
+    src = tmp_path / "late-arrival.txt"  # as a watcher or 'stdnews index add' would add it
+    src.write_text(KPI_NEWS)
+    assert server.app.index.add([src], progress=False).added_docs == ["late-arrival"]
+    fresh = Client(server.url, verbose=False)  # a session that never asked for /library
+    chat, sources, _ = fresh.submit("Who is the editor of Y.4904?", bulletins=["late-arrival"],
+                                    api_name="/chat").result()
+    assert "Ola Berg" in _text(chat[-1]) and "late-arrival" in sources
+    out = fresh.predict("late-arrival", api_name="/remove_bulletin")
+    assert "Removed late-arrival" in out[0], out[0]
+    assert not (server.settings.corpus / "late-arrival.txt").exists()
+    assert server.app.index.db.bulletin("late-arrival") is None
+    out = fresh.predict("no-such-bulletin", api_name="/remove_bulletin")
+    assert "no bulletin 'no-such-bulletin'" in out[0] and "sn-bad" in out[0]
