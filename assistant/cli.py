@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("files", nargs="+", type=Path)
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--replace", action="store_true",
+                   help="replace bulletins of the same name (any extension); the old file goes to <home>/backups"
+                        " and its catalog entry is dropped")
     p.set_defaults(handler=cmd_index_add)
     p = isub.add_parser("watch", help="keep the index current as files arrive in the corpus folder")
     _common(p)
@@ -173,14 +176,30 @@ def cmd_index_rebuild(args: argparse.Namespace) -> int:
 
 
 def cmd_index_add(args: argparse.Namespace) -> int:
+    from index.indexer import ASK_TO_REPLACE
     from index.watch import hand_over, running_watcher
 
     index = _index(args)
-    watcher = running_watcher(index)
+    watcher = None if args.replace else running_watcher(index)  # replacing also edits the catalog: done here
     if watcher and not args.quiet:
         print(f"handing over to the running watcher (pid {watcher['pid']})", file=sys.stderr, flush=True)
-    report = hand_over(index, args.files) if watcher else index.add(args.files, progress=not args.quiet)
+    if watcher:
+        report = hand_over(index, args.files)
+    else:
+        report = index.add(args.files, progress=not args.quiet, replace=args.replace,
+                           before_copy=lambda plan: _drop_replaced_entries(index, plan))
+    hint = f"pass --replace to replace it (the old file would be kept in {index.settings.home / 'backups'})"
+    report.failed = [(path, why.replace(ASK_TO_REPLACE, hint)) for path, why in report.failed]
     return _print_report(report)
+
+
+def _drop_replaced_entries(index: Any, plan: Sequence[Any]) -> None:
+    """``index add --replace``: the catalog entries of replaced bulletins described the old text."""
+    from index.catalog import replace_entries
+
+    replaced = [p.doc_id for p in plan if p.replacing]
+    if replaced:
+        replace_entries(index.settings.corpus, {d: None for d in replaced}, index.settings.home / "backups")
 
 
 def cmd_index_watch(args: argparse.Namespace) -> int:

@@ -6,13 +6,12 @@ from __future__ import annotations
 import re
 import threading
 import time
-import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 
-from index.catalog import CATALOG, read_catalog, scan
+from index.catalog import CATALOG, read_catalog, replace_entries, scan
 from index.errors import UserError
-from index.indexer import ADD_WAITS_S, Index, UpdateReport
-from index.load import SUPPORTED
+from index.indexer import ADD_WAITS_S, ASK_TO_REPLACE, Index, Placement, UpdateReport
 
 _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -20,21 +19,30 @@ _LOCK = threading.Lock()  # one library change at a time per server process
 
 
 def add_bulletins(index: Index, files: list[Path], publisher: str = "", date: str = "", title: str = "",
-                  progress: bool = True) -> tuple[UpdateReport, list[str]]:
-    """Copy files into the corpus and index them; returns the update report and notes for the user."""
+                  progress: bool = True, replace: bool = False,
+                  replace_hint: str = ASK_TO_REPLACE) -> tuple[UpdateReport, list[str]]:
+    """Copy files into the corpus and index them; returns the update report and notes for the user.
+    Each file is added or refused on its own: a refused one leaves no copy and no catalog entry. A
+    file named like a bulletin in the corpus is refused (its reason ends in ``replace_hint``) unless
+    ``replace``: then the old file goes to the backups folder and its catalog entry is replaced by
+    the metadata given here."""
     if not files:
         raise UserError("choose at least one file to add")
-    for f in files:
-        if f.suffix.lower() not in SUPPORTED:
-            raise UserError(f"{f.name}: unsupported file type (use {', '.join(SUPPORTED)})")
     meta = {"title": title.strip(), "publisher": publisher.strip(), "date": date.strip()}
     if meta["date"] and not _DATE.match(meta["date"]):
         raise UserError(f"date {meta['date']!r} is not a date; use YYYY-MM-DD (or YYYY-MM, YYYY)")
     if meta["title"] and len(files) > 1:
         raise UserError("a title can only be given when adding one file")
+    notes: list[str] = []
+
+    def describe(plan: list[Placement]) -> None:  # the accepted files only, under their sanitised doc_ids
+        notes.extend(catalog_entries(index.settings.corpus, [p.doc_id for p in plan], meta,
+                                     replace=[p.doc_id for p in plan if p.replacing],
+                                     backups=index.settings.home / "backups"))
+
     with _LOCK:
-        notes = catalog_entries(index.settings.corpus, [f.stem for f in files], meta)
-        report = index.add(files, progress=progress)
+        report = index.add(files, progress=progress, replace=replace, replace_hint=replace_hint,
+                           before_copy=describe)
     return report, notes
 
 
@@ -58,31 +66,24 @@ def remove_bulletin(index: Index, doc_id: str, progress: bool = True) -> UpdateR
         return report
 
 
-def catalog_entries(corpus: Path, doc_ids: list[str], meta: dict[str, str]) -> list[str]:
-    """Append catalog entries for new doc_ids; an existing entry is kept as it is (and said so)."""
+def catalog_entries(corpus: Path, doc_ids: list[str], meta: dict[str, str], replace: Sequence[str] = (),
+                    backups: Path | None = None) -> list[str]:
+    """Catalog entries for new doc_ids; an existing entry is kept as it is (and said so), unless its
+    doc_id is in ``replace``: then it gives way to ``meta`` (dropped when ``meta`` is empty), its old
+    text saved under ``backups``."""
     fields = {k: _CONTROL.sub(" ", v).strip() for k, v in meta.items() if v and v.strip()}
-    if not fields:
-        return []
-    path = corpus / CATALOG
     existing = read_catalog(corpus)
-    notes, blocks = [], []
+    notes: list[str] = []
+    entries: dict[str, dict[str, str] | None] = {}
     for doc_id in doc_ids:
-        if doc_id in existing:
-            notes.append(f"{doc_id}: the catalog already describes it; edit {CATALOG} to change its details")
-            continue
-        lines = [f"\n[{_toml_str(doc_id)}]"] + [f"{k} = {_toml_str(v)}" for k, v in fields.items()]
-        blocks.append("\n".join(lines) + "\n")
-    if blocks:
-        old = path.read_text(encoding="utf-8") if path.is_file() else ""
-        new = old + ("" if not old or old.endswith("\n") else "\n") + "".join(blocks)
-        tomllib.loads(new)  # never write a catalog that no longer parses
-        tmp = path.with_name(f".{CATALOG}.part")
-        tmp.write_text(new, encoding="utf-8")
-        tmp.replace(path)
+        if doc_id in replace:
+            if doc_id in existing or fields:
+                entries[doc_id] = fields or None
+        elif doc_id in existing:
+            if fields:
+                notes.append(f"{doc_id}: the catalog already describes it; edit {CATALOG} to change its details")
+        elif fields:
+            entries[doc_id] = fields
+    if entries:
+        replace_entries(corpus, entries, backups)
     return notes
-
-
-def _toml_str(value: str) -> str:
-    """A TOML basic string (control characters are removed before this)."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from index.errors import UserError
-from index.load import SUPPORTED
+from index.load import SUPPORTED, strip_controls
 from index.model import BulletinMeta
 
 CATALOG = "catalog.toml"
@@ -52,7 +53,19 @@ def read_catalog(corpus: Path) -> dict[str, dict[str, str]]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not valid TOML ({exc}); fix the catalog") from None
-    return {k: v for k, v in data.items() if isinstance(v, dict)}
+    return {k: _clean(v) for k, v in data.items() if isinstance(v, dict)}
+
+
+def _clean(value: Any) -> Any:
+    """A catalog value without terminal escape sequences or control characters, at any depth:
+    titles and publishers are printed by ``ask``, ``index status`` and ``whats-new``."""
+    if isinstance(value, str):
+        return strip_controls(value)
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
 
 
 def meta_for(doc_id: str, text: str, entry: dict[str, str] | None) -> BulletinMeta:
@@ -75,3 +88,76 @@ def _first_line_title(text: str) -> str | None:
         if len(line.split()) >= 2:
             return line[:200]
     return None
+
+
+def replace_entries(corpus: Path, entries: dict[str, dict[str, str] | None], backups: Path | None = None) -> None:
+    """Rewrite the catalog with these doc_ids' entries replaced (``None``: dropped), everything else
+    kept as written (comments too); a dropped entry's text is saved under ``backups`` first. The
+    catalog is replaced atomically and only when the result parses to exactly what was asked."""
+    path = corpus / CATALOG
+    old = path.read_text(encoding="utf-8") if path.is_file() else ""
+    try:  # as written (read_catalog may clean values)
+        before = {k: v for k, v in tomllib.loads(old).items() if isinstance(v, dict)}
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML ({exc}); fix the catalog") from None
+    lines = old.splitlines(keepends=True)
+    keep: list[str] = []
+    dropped: dict[str, str] = {}
+    i = 0
+    while i < len(lines):
+        doc_id = _table_name(lines[i])
+        if doc_id is None or doc_id not in entries:
+            keep.append(lines[i])
+            i += 1
+            continue
+        end = i + 1
+        while end < len(lines) and not lines[end].lstrip().startswith("["):
+            end += 1
+        while end > i + 1 and (not lines[end - 1].strip() or lines[end - 1].lstrip().startswith("#")):
+            end -= 1  # blank lines and comments just above the next table belong to it
+        dropped[doc_id] = "".join(lines[i:end])
+        i = end
+    blocks = ["\n".join([f"[{_toml_str(d)}]", *(f"{k} = {_toml_str(v)}" for k, v in e.items())]) + "\n"
+              for d, e in entries.items() if e]
+    text = "".join(keep)
+    if blocks:
+        text += ("\n" if text and not text.endswith("\n") else "") + ("\n" if text else "") + "\n".join(blocks)
+    want = {**{k: v for k, v in before.items() if k not in entries}, **{d: e for d, e in entries.items() if e}}
+    try:
+        ok = {k: v for k, v in tomllib.loads(text).items() if isinstance(v, dict)} == want
+    except tomllib.TOMLDecodeError:
+        ok = False
+    if not ok:
+        raise UserError(f"{path}: cannot change the entries of {', '.join(sorted(entries))} safely; edit it by hand")
+    if backups is not None and dropped:
+        import time
+
+        backups.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        for doc_id, block in dropped.items():
+            (backups / f"{doc_id.replace('/', '__')}-{stamp}.catalog.toml").write_text(block, encoding="utf-8")
+    tmp = path.with_name(f".{CATALOG}.part")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _table_name(line: str) -> str | None:
+    """The doc_id a ``[name]`` table header line opens, or None for any other line."""
+    stripped = line.strip()
+    if not stripped.startswith("[") or stripped.startswith("[["):
+        return None
+    try:
+        parsed = tomllib.loads(stripped)
+    except tomllib.TOMLDecodeError:
+        return None
+    if len(parsed) == 1:
+        (name, value), = parsed.items()
+        if value == {}:
+            return str(name)
+    return None
+
+
+def _toml_str(value: str) -> str:
+    """A TOML basic string; control characters become spaces."""
+    value = re.sub(r"[\x00-\x1f\x7f]", " ", value)
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

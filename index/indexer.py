@@ -11,7 +11,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from index.split import split_articles
 from index.store import ChromaStore, make_store
 
 ADD_WAITS_S = 600.0  # how long adding files waits for an update another process is running
+ASK_TO_REPLACE = "ask to replace it"  # how the refusal of a taken name ends; callers say how
 
 
 @dataclass
@@ -181,12 +182,13 @@ class Index:
             return self._update(corpus or self.settings.corpus, progress, "rebuild")
 
     def add(self, files: Sequence[Path], corpus: Path | None = None, progress: bool = True,
-            names: Sequence[str] | None = None) -> UpdateReport:
+            names: Sequence[str] | None = None, replace: bool = False, replace_hint: str = ASK_TO_REPLACE,
+            before_copy: Callable[[list[Placement]], None] | None = None) -> UpdateReport:
         """Copy files into the corpus folder (``place``), then update; an update already running
         (a watcher's, say) is waited for, since it may be indexing these very files."""
         corpus = corpus or self.settings.corpus
         since = time.time()
-        placed, refused = self.place(files, corpus, names)
+        placed, refused = self.place(files, corpus, names, replace, replace_hint, before_copy)
         report = self.update(corpus, progress, kind="add", wait=ADD_WAITS_S)
         self.account(report, placed, since)
         report.failed[:0] = refused
@@ -214,46 +216,83 @@ class Index:
         except ValueError:  # not a corpus file (a refused upload)
             return path
 
-    def place(self, files: Sequence[Path], corpus: Path | None = None,
-              names: Sequence[str] | None = None) -> tuple[list[str], list[tuple[str, str]]]:
+    def place(self, files: Sequence[Path], corpus: Path | None = None, names: Sequence[str] | None = None,
+              replace: bool = False, replace_hint: str = ASK_TO_REPLACE,
+              before_copy: Callable[[list[Placement]], None] | None = None) -> tuple[list[str], list[tuple[str, str]]]:
         """Copy files into the corpus folder, each atomically; returns their doc_ids and the refused
         files with why. A file is refused when its type is not allowed, it is too large or
-        unreadable, or the corpus already holds the same content. ``names`` are the names users
-        gave (uploads arrive under temporary names)."""
+        unreadable, the corpus already holds the same content, or a bulletin of the same name (any
+        extension) is there and ``replace`` is not given; with it, the old file moves to
+        ``<home>/backups``. ``names`` are the names users gave (uploads arrive under temporary names).
+        ``before_copy`` sees the accepted files before any is copied (catalog entries are written there)."""
+        corpus = corpus or self.settings.corpus
+        plan, refused = self.check(files, corpus, names, replace, replace_hint)
+        if before_copy and plan:
+            before_copy(plan)
+        placed: list[str] = []
+        for item in plan:
+            if item.source.resolve() != item.target.resolve():
+                tmp = item.target.with_name(f".{item.target.name}.part")
+                shutil.copyfile(item.source, tmp)
+                for old in item.replaces:  # the file the new one overwrites is copied first: no gap
+                    if old.resolve() == item.target.resolve():
+                        backup(self.settings.home, corpus, old, keep=True)
+                os.replace(tmp, item.target)  # atomic: the corpus never holds half a file
+                for old in item.replaces:  # then the same name under other extensions leaves
+                    if old.resolve() != item.target.resolve():
+                        backup(self.settings.home, corpus, old)
+            placed.append(item.doc_id)
+        return placed, refused
+
+    def check(self, files: Sequence[Path], corpus: Path | None = None, names: Sequence[str] | None = None,
+              replace: bool = False, replace_hint: str = ASK_TO_REPLACE) -> tuple[list[Placement],
+                                                                                   list[tuple[str, str]]]:
+        """Which files ``place`` would copy in, and where (nothing is written); the refused ones with why."""
         corpus = corpus or self.settings.corpus
         corpus.mkdir(parents=True, exist_ok=True)
-        placed: list[str] = []
+        plan: list[Placement] = []
         refused: list[tuple[str, str]] = []
-        known = {hashlib.sha256(p.read_bytes()).hexdigest(): doc_id for doc_id, p in scan(corpus)[0].items()}
+        present, skipped = scan(corpus)
+        by_doc: dict[str, list[Path]] = {d: [p] for d, p in present.items()}
+        for path, _ in _clashing(corpus, present, skipped):
+            by_doc[doc_id_for(corpus, path)].append(path)
+        known = {hashlib.sha256(p.read_bytes()).hexdigest(): doc_id for doc_id, p in present.items()}
         for i, f in enumerate(files):
             shown = names[i] if names else str(f)
             try:
                 name = safe_name(names[i] if names else f.name)
                 if not f.is_file():
                     raise LoadError(shown, "does not exist or is not a file")
-                load_text(f, suffix=Path(name).suffix)
+                _load_checked(f, Path(name).suffix)
+                target = corpus / name
+                doc_id = doc_id_for(corpus, target)
                 digest = hashlib.sha256(f.read_bytes()).hexdigest()
-                if digest in known:
+                if any(p.doc_id == doc_id for p in plan):
+                    raise LoadError(shown, f"has the same name ('{doc_id}') as another file added with it;"
+                                           " add one of them")
+                if digest in known and not (replace and known[digest] == doc_id):
                     raise LoadError(shown, f"is already in the corpus as '{known[digest]}'; nothing to add")
+                taken = [p for p in by_doc.get(doc_id, []) if p.resolve() != f.resolve()]
+                if taken and not replace:
+                    raise LoadError(shown, f"has the same name as the bulletin '{doc_id}' in the corpus"
+                                           f" ({', '.join(p.name for p in taken)}); nothing was changed;"
+                                           f" {replace_hint}")
             except LoadError as exc:
                 refused.append((shown, exc.reason))
                 continue
-            target = corpus / name
-            known[digest] = target.stem
-            if target.resolve() != f.resolve():
-                tmp = target.with_name(f".{target.name}.part")
-                shutil.copyfile(f, tmp)
-                os.replace(tmp, target)  # atomic: the corpus never holds half a file
-            placed.append(doc_id_for(corpus, target))
-        return placed, refused
+            same = digest in known and known[digest] == doc_id and present[doc_id].name == target.name
+            plan.append(Placement(f, shown, target, doc_id, [] if same else taken, bool(taken)))
+            known[digest] = doc_id
+        return plan, refused
 
     def _update(self, corpus: Path, progress: bool, kind: str) -> UpdateReport:
         t0 = time.perf_counter()
         report = UpdateReport(kind=kind)
         files, skipped = scan(corpus)
-        report.failed.extend((str(p), why) for p, why in skipped)
-        catalog = read_catalog(corpus)
         known = self.db.sha_by_doc()
+        clashes = self._clashes(corpus, files, skipped, report)
+        report.failed.extend((str(p), why) for p, why in skipped if p not in clashes)
+        catalog = read_catalog(corpus)
         report.files = len(files)
         dedupe.migrate(self.db)
 
@@ -282,7 +321,7 @@ class Index:
                 writer = writer or self._writer(progress)
                 writer.plan(file_docs)  # the model starts on these while the next files are read
 
-            removed = sorted(set(known) - set(files))
+            removed = sorted(set(known) - set(files) - {doc_id_for(corpus, p) for p in clashes})
             changed = bool(docs or removed)
             dirty = self.settings.home / "bm25.dirty"  # set while the stores may be ahead of BM25
             if changed:
@@ -324,6 +363,25 @@ class Index:
         if changed or report.failed or kind != "update":
             self.db.log_update(kind, {**asdict(report), "fingerprint": self.fingerprint()})
         return report
+
+    def _clashes(self, corpus: Path, files: dict[str, Path], skipped: list[tuple[Path, str]],
+                 report: UpdateReport) -> set[Path]:
+        """Files sharing one doc_id (``x.txt`` beside ``x.md``): that doc_id leaves this update (its
+        indexed version, if any, is kept as it was) and one error names all its files; returns them."""
+        shared: dict[str, list[Path]] = {}
+        for path, _ in _clashing(corpus, files, skipped):
+            doc_id = doc_id_for(corpus, path)
+            if doc_id not in shared:
+                shared[doc_id] = [files.pop(doc_id)]
+            shared[doc_id].append(path)
+        for doc_id, paths in shared.items():
+            paths.sort(key=lambda p: (_mtime(p), p.name))  # the newest last: most likely the newcomer
+            indexed = self.db.bulletin(doc_id)
+            kept = (f"the index keeps '{doc_id}' as it was indexed before (from {Path(indexed['path']).name})"
+                    if indexed else "neither is indexed")
+            report.failed.append((str(paths[-1]), f"has the same name as {' and '.join(p.name for p in paths[:-1])}"
+                                                  f" (bulletin '{doc_id}'); {kept}; rename or remove one of them"))
+        return {p for paths in shared.values() for p in paths}
 
     def _prepare(self, doc_id: str, path: Path, text: str, fp: str, entry: dict[str, Any] | None,
                  report: UpdateReport) -> tuple[list[Any], dict[str, Any]]:
@@ -474,6 +532,60 @@ class _Writer:
             self.bar.close()
 
 
+@dataclass
+class Placement:
+    """One file ``Index.place`` will copy into the corpus: from where, to where, under which doc_id,
+    and the corpus files of that doc_id it replaces (moved to the backups folder first)."""
+
+    source: Path
+    shown: str
+    target: Path
+    doc_id: str
+    replaces: list[Path]
+    replacing: bool  # a bulletin of this name was in the corpus (even when its file stays as it is)
+
+
+def backup(home: Path, corpus: Path, path: Path, keep: bool = False) -> Path:
+    """Move (with ``keep``: copy) a corpus file to ``<home>/backups/<doc_id>-<timestamp><ext>``;
+    returns where it went."""
+    folder = home / "backups"
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"{doc_id_for(corpus, path).replace('/', '__')}-{time.strftime('%Y%m%dT%H%M%S')}"
+    target, n = folder / f"{stem}{path.suffix}", 1
+    while target.exists():
+        target, n = folder / f"{stem}-{n}{path.suffix}", n + 1
+    if keep:
+        shutil.copy2(path, target)
+    else:
+        shutil.move(path, target)
+    return target
+
+
+def _clashing(corpus: Path, files: dict[str, Path], skipped: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
+    """The files ``scan`` skipped because another file already has their doc_id."""
+    root = corpus.resolve()
+    return [(p, why) for p, why in skipped
+            if p.suffix.lower() in SUPPORTED and not (p.is_symlink() and not p.resolve().is_relative_to(root))
+            and doc_id_for(corpus, p) in files]
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _load_checked(path: Path, suffix: str) -> None:
+    """``load_text``, with any parser failure it lets through as the file's one-line error."""
+    try:
+        load_text(path, suffix=suffix)
+    except LoadError:
+        raise
+    except Exception:  # a parser's own error (a malformed PDF, say): this file is refused, not the upload
+        raise LoadError(path, f"cannot be read as a {suffix} file") from None
+
+
 def safe_name(name: str) -> str:
     """A file name safe to create in the corpus: no folders, no ``..``, no control or shell-special
     characters (letters of any script are kept); the extension must be allowed."""
@@ -586,4 +698,4 @@ class _UpdateLock:
         self.fh.close()
 
 
-__all__ = ["SUPPORTED", "Index", "UpdateReport", "doc_id_for"]
+__all__ = ["ASK_TO_REPLACE", "SUPPORTED", "Index", "Placement", "UpdateReport", "backup", "doc_id_for"]
