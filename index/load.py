@@ -10,11 +10,24 @@ from index.errors import LoadError
 SUPPORTED = (".txt", ".md", ".html", ".htm", ".pdf")
 MAX_BYTES = 25 * 1024 * 1024  # any file (a PDF carries layout and images)
 MAX_TEXT_BYTES = 8 * 1024 * 1024  # a text bulletin larger than this is a dump, not a bulletin
+MAX_PDF_PAGES = 5000  # a page costs an extraction even when it holds no text
+
+# Terminal control: CSI (ESC [ or C1 0x9b), string sequences up to their terminator (OSC ESC ] / 0x9d,
+# DCS ESC P / 0x90, SOS, PM, APC), then any other escape; what is left of C0 (but tab and newline),
+# DEL and C1 goes one by one. Form feed, vertical tab and NEL break lines.
+_ESCAPES = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c\n]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*[0-~]?"
+)
+_BREAKS = re.compile(r"[\x0b\x0c\x85]")
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def load_text(path: Path, suffix: str | None = None) -> str:
-    """Return the main text of ``path``; raise LoadError with a one-line reason.
-    ``suffix`` overrides the file's own (an upload waits under a temporary name)."""
+    """Return the main text of ``path``, free of control characters; raise LoadError with a one-line
+    reason, whatever a parser raised. ``suffix`` overrides the file's own (an upload waits under a
+    temporary name)."""
     suffix = (suffix or path.suffix).lower()
     if suffix not in SUPPORTED:
         raise LoadError(path, f"unsupported file type '{suffix or '(none)'}' (use {', '.join(SUPPORTED)})")
@@ -28,15 +41,41 @@ def load_text(path: Path, suffix: str | None = None) -> str:
                               f" {limit // 2**20} MiB); split it into bulletins")
     if not data.strip():
         raise LoadError(path, "is empty" if not data else "holds only white space")
-    if suffix == ".pdf":
-        text = _pdf_text(path, data)
-    else:
-        raw = _decode(path, data)
-        text = _html_text(raw) if suffix in (".html", ".htm") else raw
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    try:
+        if suffix == ".pdf":
+            text = _pdf_text(path, data)
+        else:
+            raw = _decode(path, data)
+            text = _html_text(raw) if suffix in (".html", ".htm") else raw
+    except LoadError:
+        raise
+    except Exception as exc:  # any parser failure is this file's error, not the update's
+        kind = "PDF" if suffix == ".pdf" else "HTML" if suffix in (".html", ".htm") else "text"
+        raise LoadError(path, f"cannot be read as {kind} ({_brief(exc)})") from None
+    text = strip_controls(text.replace("\r\n", "\n").replace("\r", "\n"))
+    _check_size(path, len(text.encode("utf-8")))
     if not text.strip():
         raise LoadError(path, "holds no text" + (" (only scripts, styles or navigation)" if suffix != ".txt" else ""))
     return text
+
+
+def strip_controls(text: str) -> str:
+    """``text`` without terminal escape sequences or control characters (tab and newline stay),
+    so that nothing loaded can move a cursor, clear a screen or retitle a window."""
+    return _CONTROLS.sub("", _BREAKS.sub("\n", _ESCAPES.sub("", text)))
+
+
+def _check_size(path: Path, size: int) -> None:
+    """One limit on extracted text whatever the format (a small PDF can extract to megabytes)."""
+    if size > MAX_TEXT_BYTES:
+        raise LoadError(path, f"is too large for one bulletin (its text passes {MAX_TEXT_BYTES // 2**20} MiB);"
+                              " split it into bulletins")
+
+
+def _brief(exc: BaseException) -> str:
+    """An exception as a short single line: its type and the start of its message."""
+    message = " ".join(strip_controls(str(exc)).split())
+    return f"{type(exc).__name__}: {message[:80]}" if message else type(exc).__name__
 
 
 def _decode(path: Path, data: bytes) -> str:
@@ -74,27 +113,35 @@ def _html_text(html: str) -> str:
 
 
 def _pdf_text(path: Path, data: bytes) -> str:
-    """Text layer of a PDF, pages separated by blank lines."""
+    """Text layer of a PDF, pages separated by blank lines; refused as soon as it passes the text limit."""
     import io
     import logging
 
     try:
         from pypdf import PdfReader
-        from pypdf.errors import PdfReadError
     except ImportError:
         raise LoadError(path, "PDF support is not installed: pip install 'stdnews[pdf]'") from None
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)
+    pages: list[str] = []
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
             raise LoadError(path, "is an encrypted PDF; decrypt it first")
-        pages = [page.extract_text() or "" for page in reader.pages]
+        if len(reader.pages) > MAX_PDF_PAGES:
+            raise LoadError(path, f"has {len(reader.pages)} pages (limit {MAX_PDF_PAGES}); split it into bulletins")
+        size = 0
+        for page in reader.pages:
+            text = strip_controls(page.extract_text() or "").strip()
+            size += len(text.encode("utf-8")) + 2
+            _check_size(path, size)
+            pages.append(text)
     except LoadError:
         raise
-    except (PdfReadError, ValueError, KeyError, TypeError, OSError, AttributeError) as exc:
-        raise LoadError(path, f"is a broken PDF ({type(exc).__name__}: {str(exc)[:80]})") from None
-    text = "\n\n".join(p.strip() for p in pages if p.strip())
+    except Exception as exc:  # pypdf's PyPdfError family (LimitReachedError for a length or decompression
+        # bomb, PdfReadError, ...) and the plain Python errors it raises on odd input
+        raise LoadError(path, f"is a broken PDF ({_brief(exc)})") from None
+    text = "\n\n".join(p for p in pages if p)
     if not text.strip():
         raise LoadError(path, "PDF has no text layer (scanned?); run OCR first")
     return text + "\n"
