@@ -33,6 +33,8 @@ EXAMPLES = [
 ]
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 MAX_HISTORY = 6  # earlier turns handed to the assistant for follow-ups
+REPLACE_HINT = ("tick 'Replace existing bulletins with the same name' and add it again to replace it"
+                " (the old file is kept as a backup)")
 
 
 class ChatApp:
@@ -187,26 +189,31 @@ class ChatApp:
             return _message(str(exc).replace("--since", "Added since"), ok=False)
         return ui.whats_new_html(items, since)
 
-    def add(self, files: list[str] | None, publisher: str, date: str, title: str,
+    def add(self, files: list[str] | None, publisher: str, date: str, title: str, replace: bool = False,
             progress: Any = None) -> tuple[Any, ...]:
-        """Upload handler: copy into the corpus, update the index, report what was added."""
+        """Upload handler: copy into the corpus, update the index, report what was added. A file named
+        like a bulletin in the library is refused unless ``replace`` (the Library's confirm box)."""
         if progress is not None:
             progress(0, desc="Reading the files")
         try:
-            report, notes = add_bulletins(self.index, [Path(f) for f in files or []], publisher, date, title)
+            report, notes = add_bulletins(self.index, [Path(f) for f in files or []], publisher, date, title,
+                                          replace=bool(replace), replace_hint=REPLACE_HINT)
         except UserError as exc:
-            return (_message(str(exc), ok=False), gr.skip(), gr.skip(), gr.skip(), gr.skip(), *self.refresh())
+            return (_message(str(exc), ok=False), gr.skip(), gr.skip(), gr.skip(), gr.skip(), *self.refresh(),
+                    gr.skip())
         lines = [report.summary(), *notes, *(f"{Path(p).name}: {why}" for p, why in report.failed)]
         ok = not report.failed
         done = report.added_docs + report.changed_docs
         if done:
             head = f"Added {', '.join(done)}; you can ask about {'it' if len(done) == 1 else 'them'} now."
+            if report.failed:
+                head += f" Could not add {', '.join(Path(p).name for p, _ in report.failed)}."
         elif report.failed:
             head = f"Could not add {', '.join(Path(p).name for p, _ in report.failed)}."
         else:
             head = "Nothing new: the index already holds these files as they are."
         cleared = (gr.update(value=None), "", "", "") if done else (gr.skip(),) * 4  # the form, ready for the next
-        return (_message(head, ok=ok, details=lines), *cleared, *self.refresh())
+        return (_message(head, ok=ok, details=lines), *cleared, *self.refresh(), False if done else gr.skip())
 
     def remove(self, doc_id: str | None) -> tuple[Any, ...]:
         try:

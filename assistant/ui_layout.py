@@ -45,7 +45,7 @@ def layout(app: ChatApp, examples: list[str]) -> gr.Blocks:
                     publisher = gr.Dropdown(label="Publisher", value="",
                                             choices=[("Any publisher", ""), *[(p, p) for p in publishers]])
                     bulletins = gr.Dropdown(label="Bulletins", choices=bulletin_choices, multiselect=True,
-                                            info="none chosen: all")
+                                            info="none chosen: all", allow_custom_value=True)  # added since start
                     standards = gr.Dropdown(label="Standards & committees", choices=standard_choices,
                                             multiselect=True, allow_custom_value=True, elem_id="sn-standards",
                                             info="type any spelling; (n): passages naming it")
@@ -95,10 +95,14 @@ def layout(app: ChatApp, examples: list[str]) -> gr.Blocks:
                         up_publisher = gr.Textbox("", label="Publisher (optional)", max_lines=1)
                         up_date = gr.Textbox("", label="Date (optional)", placeholder="YYYY-MM-DD", max_lines=1)
                     up_title = gr.Textbox("", label="Title (optional; else its first line)", max_lines=1)
+                    up_replace = gr.Checkbox(False, label="Replace existing bulletins with the same name",
+                                             info="the old file is kept as a backup; its catalog details give way"
+                                                  " to these", elem_id="sn-replace")
                     add_btn = gr.Button("Add to library", variant="primary", elem_id="sn-add")
                     add_msg = gr.HTML(elem_id="sn-add-msg", min_height=40)
                     gr.Markdown("**Remove a bulletin** · deletes its file from the corpus")
-                    to_remove = gr.Dropdown(label="Bulletin", choices=bulletin_choices, value=None)
+                    to_remove = gr.Dropdown(label="Bulletin", choices=bulletin_choices, value=None,
+                                            allow_custom_value=True)  # one added since: checked against the index
                     remove_btn = gr.Button("Remove…", elem_id="sn-remove")
                     with gr.Row(visible=False) as confirm_row:
                         remove_yes = gr.Button("Yes, remove it", variant="stop", size="sm")
@@ -124,12 +128,12 @@ def layout(app: ChatApp, examples: list[str]) -> gr.Blocks:
         new_chat.click(reset, None, [chatbot, turns, sources, feedback_id, feedback_box], api_visibility="private")
         chatbot.clear(reset, None, [chatbot, turns, sources, feedback_id, feedback_box], api_visibility="private")
 
-        def add(files: list[str] | None, publisher: str, date: str, title: str,
+        def add(files: list[str] | None, publisher: str, date: str, title: str, replace: bool = False,
                 progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[Any, ...]:  # noqa: B008
-            return app.add(files, publisher, date, title, progress)
+            return app.add(files, publisher, date, title, replace, progress)
 
         form = [files, up_publisher, up_date, up_title]
-        add_btn.click(add, form, [add_msg, *form, *refreshed],
+        add_btn.click(add, [*form, up_replace], [add_msg, *form, *refreshed, up_replace],
                       api_name="add_bulletins", concurrency_limit=1, concurrency_id="library", show_progress_on=add_msg)
         remove_btn.click(lambda d: gr.update(visible=bool(d)), to_remove, confirm_row, api_visibility="private")
         remove_no.click(lambda: gr.update(visible=False), None, confirm_row, api_visibility="private")

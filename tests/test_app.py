@@ -220,7 +220,6 @@ def test_same_story_in_two_bulletins_is_grouped(client, server: Server, tmp_path
 
 def test_library_refuses_bad_uploads_and_keeps_the_index(client, server: Server, tmp_path: Path) -> None:  # noqa: ANN001
     from gradio_client import handle_file
-    from gradio_client.exceptions import AppError
 
     before = server.app.index.fingerprint()
     empty = tmp_path / "empty.txt"
@@ -229,8 +228,8 @@ def test_library_refuses_bad_uploads_and_keeps_the_index(client, server: Server,
     assert "Could not add empty.txt" in out[0] and "sn-bad" in out[0]
     out = client.predict([handle_file(str(empty))], "", "yesterday", "", api_name="/add_bulletins")
     assert "not a date" in out[0]
-    with pytest.raises(AppError):  # not one of the dropdown's choices
-        client.predict("no-such-bulletin", api_name="/remove_bulletin")
+    out = client.predict("no-such-bulletin", api_name="/remove_bulletin")  # checked against the index
+    assert "no bulletin &#x27;no-such-bulletin&#x27;" in out[0] and "sn-bad" in out[0]
     assert server.app.index.fingerprint() == before
 
 
@@ -368,7 +367,8 @@ def test_catalog_entries_for_uploads(tmp_path: Path) -> None:
 
 
 KPI_NEWS = ("ITU-T consents Y.4904 on city data maturity\n\n"
-            "ITU-T Study Group 20 consented Recommendation ITU-T Y.4904 on city data maturity. The editor is Ola Berg.\n")
+            "ITU-T Study Group 20 consented Recommendation ITU-T Y.4904 on city data maturity. "
+            "The editor is Ola Berg.\n")
 
 
 def test_upload_with_a_taken_name_is_refused_until_replace_is_ticked(client, server: Server,  # noqa: ANN001
@@ -421,4 +421,4 @@ def test_bulletins_added_after_start_can_be_filtered_and_removed(server: Server,
     assert not (server.settings.corpus / "late-arrival.txt").exists()
     assert server.app.index.db.bulletin("late-arrival") is None
     out = fresh.predict("no-such-bulletin", api_name="/remove_bulletin")
-    assert "no bulletin 'no-such-bulletin'" in out[0] and "sn-bad" in out[0]
+    assert "no bulletin &#x27;no-such-bulletin&#x27;" in out[0] and "sn-bad" in out[0]
