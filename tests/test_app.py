@@ -101,7 +101,7 @@ def test_as_of_leaves_later_bulletins_out_and_a_bad_one_is_one_message(client, s
     chat, sources, _ = client.submit(question, as_of="2020-01-01", api_name="/chat").result()
     assert "7 August 2020" not in _text(chat[-1]) and later not in sources
 
-    with pytest.raises(AppError, match=r"^--as-of '2021-02-30' is not a date; use YYYY-MM-DD") as raised:
+    with pytest.raises(AppError, match=r"^As of '2021-02-30' is not a date; use YYYY-MM-DD") as raised:
         client.predict(question, as_of="2021-02-30", api_name="/ask")
     assert "Traceback" not in str(raised.value) and "UserError" not in str(raised.value)
     app = ChatApp(server.app, FeedbackStore(feedback_path(server.settings)))
@@ -156,6 +156,103 @@ def test_history_feeds_follow_up_questions(client) -> None:  # noqa: ANN001
                        api_name="/ask")
     assert "WG 11" in r["query"], r["query"]  # the follow-up was resolved against the earlier turn
     assert any(p["doc_id"] == "jtc1-smart-cities-webconference" for p in r["passages"]), r
+
+
+def _app_error(client, capfd: pytest.CaptureFixture[str], *args: object, **kwargs: object) -> str:  # noqa: ANN001
+    """The one-line message of an ``/ask`` call that must fail; the server (this process) logs no traceback."""
+    from gradio_client.exceptions import AppError
+
+    capfd.readouterr()
+    with pytest.raises(AppError) as raised:
+        client.predict(*args, api_name="/ask", **kwargs)
+    message = str(raised.value)
+    logged = capfd.readouterr()
+    assert "Traceback" not in logged.err + logged.out, logged.err[-2000:]
+    assert "\n" not in message and "Traceback" not in message and "Error:" not in message, message
+    return message
+
+
+def test_api_bounds_question_k_and_history(client, capfd: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+    long = "What is ISO/IEC 30145? " * 100  # 2,300 characters
+    assert _app_error(client, capfd, long) == (
+        "The question is 2,300 characters long; the limit is 2,000: ask a shorter one.")
+    assert client.predict(long[:1999] + "?", api_name="/ask")["answer"], "2,000 characters are asked"
+    assert _app_error(client, capfd, None) == "The question must be text."
+    assert _app_error(client, capfd, "Who convenes JTC 1/WG 11?", k=-5) == (
+        "The number of passages must be a whole number from 1 to 50 (got -5).")
+    assert "from 1 to 50 (got 51)" in _app_error(client, capfd, "Who convenes JTC 1/WG 11?", k=51)
+    assert len(client.predict("smart cities", k=50, api_name="/ask")["passages"]) <= 50
+    pair = ["Who convenes JTC 1/WG 11?", "Heng Qian [1]."]
+    assert _app_error(client, capfd, "How many experts?", history=[["a"]]) == (
+        "The history must be a list of [question, answer] pairs of text.")
+    assert _app_error(client, capfd, "How many experts?", history="not a list") == (
+        "The history must be a list of [question, answer] pairs of text.")
+    assert _app_error(client, capfd, "How many experts?", history=[pair] * 21) == (
+        "The history holds 21 turns; the limit is 20: start a new conversation.")
+    assert _app_error(client, capfd, "How many experts?", history=[[pair[0], "x" * 2001]]) == (
+        "An earlier turn is 2,001 characters long; the limit is 2,000: start a new conversation.")
+    r = client.predict("How many experts does it have?", history=[pair] * 20, api_name="/ask")
+    assert "WG 11" in r["query"]
+
+
+def test_api_errors_name_the_window_fields_not_cli_flags(client, capfd: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+    assert _app_error(client, capfd, "smart cities", since="last week") == (
+        "From date 'last week' is not a date; use YYYY-MM-DD")
+    assert _app_error(client, capfd, "smart cities", since="2021-13-45") == (
+        "From date '2021-13-45' is not a date; use YYYY-MM-DD")
+    assert _app_error(client, capfd, "smart cities", until="2021-02-30") == (
+        "To date '2021-02-30' is not a date; use YYYY-MM-DD")
+    assert _app_error(client, capfd, "smart cities", as_of="2021-02-30").startswith(
+        "As of '2021-02-30' is not a date")
+    assert _app_error(client, capfd, "smart cities", standards=["not a standard"]).startswith(
+        "Standards & committees: 'not a standard' is not a standard")
+    for message in (_app_error(client, capfd, "smart cities", since="2021-13"),
+                    _app_error(client, capfd, "smart cities", until="2021-00")):
+        assert "--" not in message and "is not a date" in message
+    r = client.predict("smart cities", since="2020", until="2020-02", api_name="/ask")
+    assert all(p["doc_id"] for p in r["passages"])  # real partial dates still filter
+
+
+def test_chat_warnings_are_text_and_bounds_hold_in_the_chat(server: Server) -> None:
+    import gradio as gr
+
+    from assistant.app import ChatApp
+    from assistant.feedback import FeedbackStore, feedback_path
+
+    app = ChatApp(server.app, FeedbackStore(feedback_path(server.settings)))
+    with pytest.warns(UserWarning) as warned:
+        out = list(app.respond("smart cities", [], [], "<b>x</b>", "", "", [], 5))
+    assert out == [(gr.skip(),) * 5]
+    (message,) = [str(w.message) for w in warned]
+    assert message == "From date '&lt;b&gt;x&lt;/b&gt;' is not a date; use YYYY-MM-DD", "rendered as text"
+    with pytest.warns(UserWarning, match=r"^The question is 2,001 characters long; the limit is 2,000"):
+        out = list(app.respond("x" * 2001, [], [], "", "", "", [], 5))
+    assert out == [(gr.skip(),) * 5], "the chat is left as it was"
+    long_answer = {"question": "Who convenes JTC 1/WG 11?", "answer": "Heng Qian. " * 400}  # an LLM's long answer
+    *_, last = app.respond("How many experts does it have?", [], [long_answer], "", "", "", [], 5)
+    assert "Something went wrong" not in _text(last[0][-1]), "the chat's own long answers stay usable history"
+
+
+def test_uploads_are_bounded_and_kept_in_the_data_directory(tmp_path: Path) -> None:
+    import httpx
+
+    from index.load import MAX_BYTES
+    from tests.app_server import chat_process, seed_home
+
+    home, corpus = seed_home(tmp_path)
+    stale = home / "uploads" / "999999999"  # left by a server that was killed: no such process
+    stale.mkdir(parents=True)
+    (stale / "old.txt").write_text("left behind")
+    with chat_process(tmp_path, home, corpus) as srv:  # a real `stdnews chat`
+        assert not stale.exists(), "cleaned on start"
+        ok = httpx.post(f"{srv.url}/gradio_api/upload", files={"files": ("a.txt", b"hello")}, timeout=60)
+        assert ok.status_code == 200, ok.text
+        (path,) = ok.json()
+        assert Path(path).resolve().is_relative_to((home / "uploads" / str(srv.pid)).resolve()), path
+        big = httpx.post(f"{srv.url}/gradio_api/upload", files={"files": ("big.txt", b"x" * (MAX_BYTES + 1))},
+                         timeout=60)
+        assert big.status_code == 413, (big.status_code, big.text[:200])
+    assert not Path(path).exists() and not any((home / "uploads").iterdir()), "cleaned on stop"
 
 
 def test_library_add_answer_remove(client, server: Server, tmp_path: Path) -> None:  # noqa: ANN001
@@ -291,7 +388,7 @@ def test_serve_warns_beyond_loopback_without_auth(monkeypatch: pytest.MonkeyPatc
 
     launched: list[tuple] = []
     monkeypatch.setattr(app_mod, "Assistant", lambda settings: seed_assistant)
-    demo = type("Demo", (), {"block_thread": lambda self: None})()
+    demo = type("Demo", (), {"block_thread": lambda self: None, "close": lambda self, verbose=True: None})()
     monkeypatch.setattr(app_mod, "build_app", lambda bot: demo)  # nothing written to the shared seed home
     monkeypatch.setattr(app_mod, "launch", lambda demo, host, port, auth: launched.append((host, port, auth)))
     settings = seed_assistant.settings

@@ -93,3 +93,56 @@ def test_bad_flags_are_one_line(seed_home: Path) -> None:
     out = stdnews("--home", str(seed_home), "ask", "anything", "--as-of", "2021-02-30")
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip() == "error: --as-of '2021-02-30' is not a date; use YYYY-MM-DD (e.g. 2025-06-30)"
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    from assistant.cli import main
+
+    capsys.readouterr()
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "", (code, out[:300])
+    assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err, err[-2000:]
+    return err.strip()
+
+
+def test_ask_bounds_question_k_and_history(seed_home: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    home = ["--home", str(seed_home)]
+    assert _one_line_error(capsys, [*home, "ask", "x" * 2001]) == (
+        "error: The question is 2,001 characters long; the limit is 2,000: ask a shorter one.")
+    for k in ("-5", "0", "51"):
+        assert _one_line_error(capsys, [*home, "ask", "Who convenes JTC 1/WG 11?", "--json", "--k", k]) == (
+            f"error: The number of passages must be a whole number from 1 to 50 (got {k}).")
+    bad = tmp_path / "history.json"
+    bad.write_text('[["a"]]')
+    assert _one_line_error(capsys, [*home, "ask", "How many experts?", "--history", str(bad)]) == (
+        "error: The history must be a list of [question, answer] pairs of text.")
+    bad.write_text(json.dumps([["Who convenes JTC 1/WG 11?", "Heng Qian."]] * 21))
+    assert _one_line_error(capsys, [*home, "ask", "How many experts?", "--history", str(bad)]) == (
+        "error: The history holds 21 turns; the limit is 20: start a new conversation.")
+
+    from assistant.cli import main
+
+    assert main([*home, "ask", "smart cities", "--json", "--k", "50"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["passages"]) <= 50
+
+
+@pytest.mark.parametrize("flag", ["--since", "--until"])
+@pytest.mark.parametrize("value", ["2021-13-45", "2021-02-30", "2021-13", "2021-00", "0000", "2019-02-29"])
+def test_impossible_dates_are_one_line(seed_home: Path, capsys: pytest.CaptureFixture[str], flag: str,
+                                       value: str) -> None:
+    assert _one_line_error(capsys, ["--home", str(seed_home), "ask", "smart cities", flag, value]) == (
+        f"error: {flag} '{value}' is not a date; use YYYY-MM-DD")
+
+
+def test_real_partial_and_leap_dates_filter(seed_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from assistant.cli import main
+    from assistant.retrieve import Filters
+
+    assert Filters.parse(since="2020", until="2020-02").until == "2020-02"
+    assert Filters.parse(since="2020-02-29").since == "2020-02-29"
+    assert main(["--home", str(seed_home), "ask", "smart cities", "--json", "--since", "2020-02-29",
+                 "--until", "2020-12"]) == 0
+    passages = json.loads(capsys.readouterr().out)["passages"]
+    assert passages, "a real date filters; it is not refused"
