@@ -38,9 +38,17 @@ class Filters:
     def parse(cls, since: str | None = None, until: str | None = None, publisher: str | None = None,
               bulletins: list[str] | tuple[str, ...] | None = None, standards: list[str] | None = None,
               orgs: list[str] | None = None, as_of: str | None = None) -> Filters:
+        from datetime import date
+
         for name, value in (("--since", since), ("--until", until)):
-            if value and not _DATE.match(value):
-                raise UserError(f"{name} {value!r} is not a date; use YYYY-MM-DD")
+            if not value:
+                continue
+            try:  # YYYY, YYYY-MM or YYYY-MM-DD of the calendar: no 2021-13, no 2021-02-30
+                if not _DATE.match(value):
+                    raise ValueError
+                date(*(int(part) for part in (value.split("-") + ["01", "01"])[:3]))
+            except ValueError:
+                raise UserError(f"{name} {value!r} is not a date; use YYYY-MM-DD") from None
         keys: list[str] = []
         for raw in standards or ():
             found = [i.key for i in find_identifiers(raw)]
