@@ -4,12 +4,15 @@ sources panel, filters, feedback and a library tab. ``serve`` loads the assistan
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import sys
 import threading
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: nothing leaves the machine
 
 from collections.abc import Iterator
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ from assistant.library import add_bulletins, remove_bulletin
 from assistant.pipeline import AskResult, Assistant
 from assistant.retrieve import Filters
 from index.errors import UserError
+from index.load import MAX_BYTES
 from index.settings import Settings
 from index.watch import report_printer, watch_in_background
 
@@ -35,6 +39,26 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 MAX_HISTORY = 6  # earlier turns handed to the assistant for follow-ups
 REPLACE_HINT = ("tick 'Replace existing bulletins with the same name' and add it again to replace it"
                 " (the old file is kept as a backup)")
+QUEUE_SIZE = 64  # requests waiting beyond this are refused at once ("queue is full"), not piled up
+# The window's names for what the CLI calls flags: a message the UI or API shows names what the user sees.
+FIELD_NAMES = (("--since", "From date"), ("--until", "To date"), ("--as-of", "As of"),
+               ("--standard ", "Standards & committees: "))
+
+
+def plain(exc: UserError) -> str:
+    """A user error as the window (and its API) says it: field names, not CLI flags."""
+    text = str(exc)
+    for flag, field in FIELD_NAMES:
+        text = text.replace(flag, field)
+    return text
+
+
+def _passages(k: object) -> object:
+    """The number of passages as given (the slider sends floats); None: the default. ``Assistant.check``
+    refuses anything that is not a whole number in range."""
+    if k is None or k == "":
+        return None
+    return int(k) if isinstance(k, float) and k.is_integer() else k
 
 
 class ChatApp:
@@ -62,18 +86,20 @@ class ChatApp:
 
     # answering -------------------------------------------------------------
     def ask(self, question: str, since: str = "", until: str = "", publisher: str = "",
-            bulletins: list[str] | None = None, history: list[list[str]] | None = None, k: int = 0,
+            bulletins: list[str] | None = None, history: list[list[str]] | None = None, k: int | None = None,
             standards: list[str] | None = None, orgs: list[str] | None = None, as_of: str = "") -> dict:
         """Answer one question; returns the ``stdnews ask --json`` object (for API clients).
+        ``history``: earlier [question, answer] pairs (at most 20); ``k``: passages, 1 to 50 (empty: the default);
         ``standards``: any spelling of standard numbers or committees; ``orgs``: ISO, IEC, ITU, SAC...;
         ``as_of``: the date the question is asked on, YYYY-MM-DD (empty: today): later articles are not
-        evidence, and "this week", "recently" resolve against it."""
+        evidence, and "this week", "recently" resolve against it. A question is at most 2,000 characters."""
         try:
+            self.bot.check(question, [] if history is None else history, _passages(k))
             filters = self.filters(since, until, publisher, bulletins, standards, orgs, as_of)
+            result = self.bot.ask(question, history=history or [], k=_passages(k),  # type: ignore[arg-type]
+                                  filters=filters)
         except UserError as exc:  # the client gets the one-line message; the server log gets no traceback
-            raise gr.Error(str(exc), print_exception=False) from None
-        pairs = [(str(u), str(a)) for u, a in (history or [])]
-        result = self.bot.ask(question, history=pairs, k=int(k) or None, filters=filters)
+            raise gr.Error(plain(exc), print_exception=False) from None
         return {**result.to_json(), "query": result.query, "notes": result.notes,
                 "index_version": self.index.fingerprint()}
 
@@ -81,27 +107,29 @@ class ChatApp:
                 publisher: str, bulletins: list[str], k: float, standards: list[str] | None = None,
                 orgs: list[str] | None = None, as_of: str = "") -> Iterator[tuple[Any, ...]]:
         """Stream one answer into the chat; yields (chat, sources, turns, textbox, feedback box)."""
-        question = (question or "").strip()
+        question = question.strip() if isinstance(question, str) else question
         messages, turns = list(messages or []), list(turns or [])
         unchanged = (gr.skip(),) * 5
         if not question:
             yield unchanged
             return
+        cap = self.bot.settings.max_question_chars  # the chat's own earlier answers may be longer: clipped
+        history = [(t["question"][:cap], t["answer"][:cap]) for t in turns][-MAX_HISTORY:]
         try:
+            self.bot.check(question, history, _passages(k))
             filters = self.filters(since, until, publisher, bulletins, standards, orgs, as_of)
-        except UserError as exc:
-            gr.Warning(str(exc).replace("--since", "From date").replace("--until", "To date")
-                       .replace("--as-of", "As of").replace("--standard ", "Standards & committees: "))
+        except UserError as exc:  # a toast renders HTML: what the user typed is shown as text
+            gr.Warning(escape(plain(exc), quote=False))
             yield unchanged
             return
         turn = len(turns)
         messages += [{"role": "user", "content": ui.user_html(question)},
                      {"role": "assistant", "content": ui.pending_html()}]
         yield messages, gr.skip(), turns, "", gr.update(visible=False)
-        history = [(t["question"], t["answer"]) for t in turns][-MAX_HISTORY:]
         text, result = "", None
         try:
-            for item in self.bot.stream(question, history=history, k=int(k) or None, filters=filters):
+            for item in self.bot.stream(question, history=history, k=_passages(k),  # type: ignore[arg-type]
+                                        filters=filters):
                 if isinstance(item, AskResult):
                     result = item
                 else:
@@ -109,7 +137,8 @@ class ChatApp:
                     messages[-1] = {"role": "assistant", "content": ui.streaming_html(text)}
                     yield messages, gr.skip(), turns, gr.skip(), gr.skip()
         except Exception as exc:  # an LLM server gone away, a broken index: say so in the chat
-            messages[-1] = {"role": "assistant", "content": ui.error_html(f"{type(exc).__name__}: {exc}")}
+            said = plain(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+            messages[-1] = {"role": "assistant", "content": ui.error_html(said)}
             yield messages, gr.skip(), turns, gr.skip(), gr.skip()
             return
         assert result is not None
@@ -230,12 +259,71 @@ def _message(head: str, ok: bool, details: list[str] | None = None) -> str:
             + (f'<ul class="sn-hint">{items}</ul>' if items else ""))
 
 
+_uploads_lock = threading.Lock()
+_uploads: dict[str, Any] = {"folder": None, "apps": 0}  # this process's upload folder and the apps using it
+
+
+def upload_folder(settings: Settings) -> Path:
+    """Where Gradio keeps this server's uploads: in the data directory, one folder per process (two servers
+    on one data directory never clean each other's), not the ``/tmp/gradio`` every Gradio app shares."""
+    return settings.home / "uploads" / str(os.getpid())
+
+
+def _use_upload_folder(settings: Settings) -> None:
+    """Point Gradio at this app's upload folder, emptied, and remove folders of servers no longer running.
+    Gradio reads ``GRADIO_TEMP_DIR`` per process (when a component or server is made, and on each upload):
+    a second app in the same process, while the first runs, shares the first's folder."""
+    with _uploads_lock:
+        _uploads["apps"] += 1
+        if _uploads["apps"] > 1 and _uploads["folder"] is not None:
+            return
+        folder = upload_folder(settings)
+        for old in folder.parent.glob("*") if folder.parent.is_dir() else ():
+            if old.name.isdigit() and (old == folder or not _running(int(old.name))):
+                shutil.rmtree(old, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        _uploads["folder"] = folder
+        os.environ["GRADIO_TEMP_DIR"] = str(folder)
+
+
+def _release_upload_folder() -> None:
+    """The last app of the process stopped: its uploads go."""
+    with _uploads_lock:
+        _uploads["apps"] = max(0, _uploads["apps"] - 1)
+        if _uploads["apps"] == 0 and _uploads["folder"] is not None:
+            shutil.rmtree(_uploads["folder"], ignore_errors=True)
+            _uploads["folder"] = None
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except PermissionError:  # someone else's process
+        return True
+    except (ProcessLookupError, OverflowError):
+        return False
+    return True
+
+
 def build_app(assistant: Assistant, feedback: FeedbackStore | None = None) -> Any:
-    """The Gradio Blocks of the chat window; launch it with ``launch``."""
+    """The Gradio Blocks of the chat window; launch it with ``launch``, stop it with ``close()`` (which also
+    removes its uploads)."""
     from assistant.ui_layout import layout
 
     app = ChatApp(assistant, feedback or FeedbackStore(feedback_path(assistant.settings)))
-    return layout(app, EXAMPLES)
+    _use_upload_folder(assistant.settings)  # before any component is made: each remembers the folder
+    demo = layout(app, EXAMPLES)
+    close = demo.close
+    closed = threading.Event()
+
+    def close_and_clean(verbose: bool = True) -> None:
+        close(verbose)
+        if not closed.is_set():
+            closed.set()
+            _release_upload_folder()
+
+    demo.close = close_and_clean
+    return demo
 
 
 def parse_auth(value: str | None) -> tuple[str, str] | None:
@@ -251,9 +339,10 @@ def launch(demo: Any, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str
     """Start the server in the background (``demo.close()`` stops it); returns its local URL."""
     from assistant.ui_theme import CSS, JS, theme
 
-    demo.queue(default_concurrency_limit=4)
+    demo.queue(default_concurrency_limit=4, max_size=QUEUE_SIZE)
     try:
         _, url, _ = demo.launch(server_name=host, server_port=port, auth=auth, prevent_thread_lock=True,
+                                max_file_size=MAX_BYTES,  # the indexer refuses any larger file anyway
                                 share=False, inbrowser=False, quiet=True, show_error=True, theme=theme(),
                                 css=CSS, js=JS, footer_links=["api", "settings"], ssr_mode=False,
                                 auth_message="stdnews: sign in to ask about standards news")
@@ -283,5 +372,16 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, watch: 
         threading.Thread(target=assistant.index.warm, kwargs={"update": True}, daemon=True).start()
     shown = f"[{host}]" if ":" in host else host
     print(f"stdnews chat: http://{shown}:{port}  ({st['bulletins']} bulletins; Ctrl+C to stop)", file=sys.stderr)
-    demo.block_thread()  # returns on Ctrl+C, after closing the server
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main else None  # `kill` stops it as Ctrl+C does
+    try:
+        demo.block_thread()  # returns on Ctrl+C, after closing the server
+    finally:
+        demo.close(verbose=False)  # and the uploads folder goes
+        if main and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt

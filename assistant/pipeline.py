@@ -15,6 +15,7 @@ from assistant.compose import ExtractiveAnswerer
 from assistant.question import standalone
 from assistant.retrieve import Filters, Passage, Retriever
 from assistant.when import resolve
+from index.errors import UserError
 from index.indexer import Index
 from index.settings import Settings
 
@@ -95,8 +96,32 @@ class Assistant:
         self.retriever = Retriever(self.index, settings)
         self.answerer = answerer or make_answerer(settings, self.index)
 
+    def check(self, question: object, history: object = (), k: object = None) -> None:
+        """Refuse, with one plain sentence (a ``UserError``), a request larger than the settings allow or
+        of the wrong shape, before any embedding or retrieval: the CLI, ``/ask`` and ``/chat`` all get it."""
+        limit, most_turns, most_k = (self.settings.max_question_chars, self.settings.max_history_turns,
+                                     self.settings.max_k)
+        if not isinstance(question, str):
+            raise UserError("The question must be text.")
+        if len(question) > limit:
+            raise UserError(f"The question is {len(question):,} characters long; the limit is {limit:,}:"
+                            " ask a shorter one.")
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= most_k):
+            raise UserError(f"The number of passages must be a whole number from 1 to {most_k} (got {k}).")
+        if not isinstance(history, list | tuple) or not all(
+                isinstance(t, list | tuple) and len(t) == 2 and all(isinstance(x, str) for x in t) for t in history):
+            raise UserError("The history must be a list of [question, answer] pairs of text.")
+        if len(history) > most_turns:
+            raise UserError(f"The history holds {len(history)} turns; the limit is {most_turns}:"
+                            " start a new conversation.")
+        longest = max((len(x) for t in history for x in t), default=0)
+        if longest > limit:
+            raise UserError(f"An earlier turn is {longest:,} characters long; the limit is {limit:,}:"
+                            " start a new conversation.")
+
     def ask(self, question: str, history: History = (), k: int | None = None, filters: Filters | None = None,
             on_delta: OnDelta | None = None) -> AskResult:
+        self.check(question, history, k)
         t0 = time.perf_counter()
         query = self.condense(question, history)
         passages = self.retriever.search(query, k=k, filters=filters)

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
 TAGLINE = ("Answers about standards news (ISO/IEC JTC 1, IEC, ITU, SAC…) from your bulletins, "
            "citing the passages it used.")
+# Every way of asking (the chat's button, Enter, an example, the /ask API) shares these slots; a question
+# is bounded (Assistant.check), so a slot frees within a second or so and the queue moves for everyone.
+ANSWER_SLOTS = 4
 PLACEHOLDER = ("<div style='text-align:center'><h3>Ask about standards news</h3>"
                "<p>Every answer cites its passages; when the bulletins do not say, the assistant says so.</p>"
                "</div>")
@@ -64,6 +67,7 @@ def layout(app: ChatApp, examples: list[str]) -> gr.Blocks:
                         examples=[{"text": q, "display_text": q} for q in examples])
                     with gr.Row(equal_height=True):
                         question = gr.Textbox(show_label=False, scale=8, max_lines=4, autofocus=True,
+                                              max_length=app.bot.settings.max_question_chars,
                                               placeholder="Ask a question, e.g. Who convenes JTC 1/WG 11?",
                                               elem_id="sn-question")
                         send = gr.Button("Ask", variant="primary", scale=1, min_width=90, elem_id="sn-send")
@@ -113,7 +117,8 @@ def layout(app: ChatApp, examples: list[str]) -> gr.Blocks:
                      dups]
         chat_in = [question, chatbot, turns, since, until, publisher, bulletins, k, standards, orgs, as_of]
         chat_out = [chatbot, sources, turns, question, feedback_box]
-        chat_opts: dict[str, Any] = {"show_progress": "hidden"}  # the chat shows its own "Searching…"
+        chat_opts: dict[str, Any] = {"show_progress": "hidden",  # the chat shows its own "Searching…"
+                                     "concurrency_limit": ANSWER_SLOTS, "concurrency_id": "answer"}
         send.click(app.respond, chat_in, chat_out, api_name="chat", **chat_opts)
         question.submit(app.respond, chat_in, chat_out, api_visibility="private", **chat_opts)
         chatbot.example_select(_example_text, None, question, api_visibility="private").then(
@@ -144,7 +149,7 @@ def layout(app: ChatApp, examples: list[str]) -> gr.Blocks:
         last_new.click(lambda: (None, app.whats_new(None)), None, [added_since, whats_new], api_visibility="private",
                        show_progress="hidden")
         demo.load(app.refresh, None, refreshed, api_name="library", show_progress="hidden")
-        gr.api(app.ask, api_name="ask")
+        gr.api(app.ask, api_name="ask", concurrency_limit=ANSWER_SLOTS, concurrency_id="answer")
     return demo
 
 

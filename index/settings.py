@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     bm25_weight: float | None = None
     per_article: int = 2
 
+    # Bounds on one request (CLI, /ask, /chat): longer or more is refused with one line, before any work.
+    max_question_chars: int = 2000  # also each text of an earlier turn
+    max_k: int = 50
+    max_history_turns: int = 20
+
     llm: Literal["none", "openai", "ollama", "llamacpp"] = "none"
     llm_base_url: str | None = None
     llm_model: str | None = None
