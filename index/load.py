@@ -95,8 +95,12 @@ _BLOCK = re.compile(r"^(p|div|h[1-6]|li|tr|br|section|article|main|blockquote|pr
 
 def _html_text(html: str) -> str:
     """Main text of an HTML page: no scripts, styles or navigation; blocks on their own lines."""
-    from bs4 import BeautifulSoup
+    import warnings
 
+    from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, XMLParsedAsHTMLWarning
+
+    for quiet in (MarkupResemblesLocatorWarning, XMLParsedAsHTMLWarning):  # advice for programmers, on stderr
+        warnings.filterwarnings("ignore", category=quiet)
     soup = BeautifulSoup(html, "lxml")
     for tag in soup.find_all(_DROP):
         tag.decompose()
@@ -122,7 +126,7 @@ def _pdf_text(path: Path, data: bytes) -> str:
     except ImportError:
         raise LoadError(path, "PDF support is not installed: pip install 'stdnews[pdf]'") from None
 
-    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    logging.getLogger("pypdf").setLevel(logging.CRITICAL)  # its errors quote the file's bytes raw, on stderr
     pages: list[str] = []
     try:
         reader = PdfReader(io.BytesIO(data))

@@ -10,6 +10,8 @@ import functools
 import io
 import re
 import shutil
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -215,6 +217,24 @@ def test_no_control_character_reaches_the_terminal(tmp_path: Path, embedder, cap
     assert "\\u001b" not in out.lower() and "pwned" not in out  # nor escaped in the JSON
     chunks = Index(_settings(Path(home), corpus), embedder=embedder).db.chunks_of("escapes")
     assert chunks and not any(CONTROL.search(c["text"]) for c in chunks)
+
+
+def test_loading_prints_nothing_of_its_own(tmp_path: Path) -> None:
+    """Parsers' own warnings and log lines (pypdf logs a font's encoding name, which the PDF chooses)
+    never reach the terminal beside the one line a refused file gets; a fresh process, as the CLI is
+    (pytest would capture both)."""
+    stream = b"BT /F1 12 Tf 72 720 Td (ISO 37120 city indicators.) Tj ET"
+    _write(tmp_path / "font.pdf", pages_pdf(stream).replace(b"/BaseFont /Helvetica",
+                                                            b"/BaseFont /Helvetica /Encoding /X#1b]0;pwned#07"))
+    _write(tmp_path / "page.html", b'<?xml version="1.0"?><html><body><p>ISO 37120 city indicators.</p></body></html>')
+    _write(tmp_path / "url.html", b"https://example.org/bulletin.html")
+    code = ("import sys; from pathlib import Path; from index.load import load_text\n"
+            "for name in sys.argv[1:]: print(len(load_text(Path(name))))")
+    files = [str(tmp_path / n) for n in ("font.pdf", "page.html", "url.html")]
+    out = subprocess.run([sys.executable, "-c", code, *files], capture_output=True, text=True, cwd=SEEDS.parent,
+                         timeout=120)
+    assert out.returncode == 0 and len(out.stdout.split()) == 3, out.stderr
+    assert out.stderr == "", out.stderr
 
 
 def _settings(home: Path, corpus: Path):  # noqa: ANN202
