@@ -255,7 +255,7 @@ def test_concurrent_users_all_answered_and_memory_flat(tmp_path: Path) -> None:
 
     questions = read_questions(SEED_SET)[::4]  # a spread: facts, follow-ups, questions to refuse
     with chat_process(tmp_path) as srv:
-        result = run_load(srv.url, questions, users=USERS, total=QUESTIONS, pid=srv.pid, warmup=16, interval=0.5)
+        result = run_load(srv.url, questions, users=USERS, total=QUESTIONS, pid=srv.pid, warmup=16, interval=0.2)
     print(report(result))
     assert result["errors"] == 0, result["error_samples"]
     assert result["answered"] == QUESTIONS
