@@ -1,0 +1,144 @@
+"""``index status --verify`` covers the corpus (files not indexed, and why; files changed since
+they were indexed; an interrupted update), and a chat server never serves a half-written
+index: after a SIGKILL mid-update, ``stdnews chat --no-watch`` repairs it at start as
+``index update`` does (issue 16, item 6)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from assistant.cli import main
+from index.indexer import Index
+from tests.servers import free_port, stop, wait_http
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "corpus"
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False",
+       "GRADIO_ANALYTICS_ENABLED": "False"}
+# A bulletin of several articles, so that a crash after the first write batch leaves it half indexed.
+TOPICS = ["water metering", "street lighting", "parking sensors", "waste collection", "air quality", "flood alerts"]
+KPI = "\n\n".join(
+    f"ITU-T approves Y.49{i:02d} on smart city {topic}\n\n"
+    f"ITU-T Study Group 20 approved Recommendation ITU-T Y.49{i:02d} on {topic} in smart sustainable cities. "
+    f"The Recommendation was edited by Zofia Wrzesniewska, rapporteur for {topic}, and sets out how cities "
+    f"measure {topic} with open data. " * 3
+    for i, topic in enumerate(TOPICS))
+
+
+def stdnews(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "assistant", *args], capture_output=True, text=True,
+                          env=env or ENV, timeout=600, cwd=ROOT)
+
+
+def small_corpus(root: Path) -> Path:
+    corpus = root / "corpus"
+    corpus.mkdir()
+    for name in ("jtc1-smart-cities-webconference.txt", "iec-smart-cities.txt", "catalog.toml"):
+        shutil.copy(SEEDS / name, corpus / name)
+    return corpus
+
+
+def verify(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[str], str]:
+    """``stdnews [args] index status --verify``: exit code, its mismatch lines, the rest of stderr."""
+    capsys.readouterr()
+    code = main([*args, "index", "status", "--verify"])
+    err = capsys.readouterr().err
+    return code, [line for line in err.splitlines() if line.startswith("mismatch: ")], err
+
+
+def test_verify_reports_files_not_indexed_and_changed(make_settings, embedder, tmp_path: Path,  # noqa: ANN001
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    corpus = small_corpus(tmp_path)
+    (corpus / "empty.txt").write_text("")
+    index = Index(make_settings(corpus), embedder=embedder)
+    report = index.update(progress=False)
+    assert [Path(p).name for p, _ in report.failed] == ["empty.txt"]  # the update logged why
+    (corpus / "late.txt").write_text(KPI)  # arrived after the update
+    with open(corpus / "iec-smart-cities.txt", "a") as fh:  # edited after the update
+        fh.write("\nIEC adds a new smart city reference architecture.\n")
+    home = str(index.settings.home)
+
+    for args in (("--home", home, "--corpus", str(corpus)), ("--home", home)):  # the corpus it was built from
+        code, lines, err = verify(capsys, *args)
+        assert code == 1, err
+        assert len(lines) == 3, err
+        assert any("late.txt" in m and "not indexed" in m for m in lines), lines
+        assert any("empty.txt" in m and "not indexed" in m and "is empty" in m for m in lines), lines
+        assert any("iec-smart-cities.txt" in m and "changed since it was indexed" in m for m in lines), lines
+        assert "Traceback" not in err
+
+    (corpus / "empty.txt").unlink()
+    assert index.update(progress=False).ok
+    code, lines, err = verify(capsys, "--home", home)
+    assert (code, lines) == (0, []), err
+
+
+@pytest.mark.slow
+def test_verify_fails_after_an_update_killed_before_any_write(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    corpus = small_corpus(tmp_path)
+    home = str(tmp_path / "home")
+    args = ("--home", home, "index", "update", "--corpus", str(corpus), "--quiet")
+    assert stdnews(*args).returncode == 0
+    (corpus / "kpi.txt").write_text(KPI)
+    crashed = stdnews(*args, env={**ENV, "STDNEWS_CRASH_AT": "embedding"})
+    assert crashed.returncode == -9, crashed.stderr
+    code, lines, err = verify(capsys, "--home", home)
+    assert code == 1, err
+    assert any("kpi.txt" in m and "not indexed" in m for m in lines), err
+    assert any("interrupted" in m and "stdnews index update" in m for m in lines), err
+    assert stdnews(*args).returncode == 0
+    code, lines, err = verify(capsys, "--home", home)
+    assert (code, lines) == (0, []), err
+
+
+@pytest.mark.slow
+def test_no_watch_chat_after_sigkill_mid_write_serves_no_half_bulletin(tmp_path: Path) -> None:
+    from gradio_client import Client
+
+    from index.settings import load_settings
+
+    corpus = small_corpus(tmp_path)
+    home = tmp_path / "home"
+    args = ("--home", str(home), "index", "update", "--corpus", str(corpus), "--quiet")
+    assert stdnews(*args).returncode == 0
+    (corpus / "itu-kpi.txt").write_text(KPI)
+    crashed = stdnews(*args, env={**ENV, "STDNEWS_CRASH_AT": "record-manager", "STDNEWS_INDEX_BATCH_SIZE": "3"})
+    assert crashed.returncode == -9, crashed.stderr
+    index = Index(load_settings(home=home, corpus=corpus))
+    assert index.db.bulletin("itu-kpi") is None and index.db.chunk_ids("itu-kpi"), "half written"
+    index.db.close()
+
+    port = free_port()
+    log = tmp_path / "chat.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "assistant", "chat", "--home", str(home), "--corpus",
+                                 str(corpus), "--host", "127.0.0.1", "--port", str(port), "--no-watch"],
+                                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=ENV, start_new_session=True)
+        try:
+            try:
+                wait_http(f"http://127.0.0.1:{port}/", timeout=300, proc=proc)
+            except RuntimeError:  # it refused to serve: one line that says how to repair
+                errors = [line for line in log.read_text().splitlines() if line.startswith("error: ")]
+                assert len(errors) == 1 and "stdnews index update" in errors[0], log.read_text()
+                assert "Traceback" not in log.read_text()
+                return
+            client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+            answer = client.predict("Who edited ITU-T Y.4902 on parking sensors?", api_name="/ask")
+            cited = {p["doc_id"] for p in answer["passages"]}
+            listed = "<code>itu-kpi</code>" in client.predict(api_name="/library")[3]
+            assert ("itu-kpi" in cited) == listed, (cited, listed)  # served whole or not at all
+            assert listed, "repaired at start as `index update` does"
+            assert "Zofia Wrzesniewska" in answer["answer"], answer["answer"]
+        finally:
+            stop(proc)
+    text = log.read_text()
+    assert "interrupted" in text and "Traceback" not in text, text
+    index = Index(load_settings(home=home, corpus=corpus))
+    assert index.verify() == [] and index.verify_corpus() == []
