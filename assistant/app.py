@@ -22,6 +22,7 @@ from assistant import ui_render as ui
 from assistant.facets import facets, normalise_orgs
 from assistant.feedback import FeedbackStore, feedback_path
 from assistant.library import add_bulletins, remove_bulletin
+from assistant.login import LoginLimiter, LoginThrottle, credentials_check
 from assistant.pipeline import AskResult, Assistant
 from assistant.retrieve import Filters
 from index.errors import UserError
@@ -335,13 +336,22 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
     return user, password
 
 
-def launch(demo: Any, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None) -> str:
-    """Start the server in the background (``demo.close()`` stops it); returns its local URL."""
+def launch(demo: Any, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,
+           login_limiter: LoginLimiter | None = None) -> str:
+    """Start the server in the background (``demo.close()`` stops it); returns its local URL. With ``auth``,
+    the password is checked in constant time and failed logins are slowed per client address
+    (``login_limiter``, default: five free failures a minute, then a wait that doubles with each failure)."""
+    from starlette.middleware import Middleware
+
     from assistant.ui_theme import CSS, JS, theme
 
     demo.queue(default_concurrency_limit=4, max_size=QUEUE_SIZE)
+    app_kwargs: dict[str, Any] = {}
+    if auth is not None:
+        app_kwargs["middleware"] = [Middleware(LoginThrottle, limiter=login_limiter or LoginLimiter())]
     try:
-        _, url, _ = demo.launch(server_name=host, server_port=port, auth=auth, prevent_thread_lock=True,
+        _, url, _ = demo.launch(server_name=host, server_port=port, prevent_thread_lock=True, app_kwargs=app_kwargs,
+                                auth=credentials_check(auth) if auth is not None else None,
                                 max_file_size=MAX_BYTES,  # the indexer refuses any larger file anyway
                                 share=False, inbrowser=False, quiet=True, show_error=True, theme=theme(),
                                 css=CSS, js=JS, footer_links=["api", "settings"], ssr_mode=False,
@@ -359,6 +369,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, watch: 
         print(f"warning: serving on {host} without --auth: anyone who can reach this machine can ask, "
               "upload and remove bulletins; pass --auth USER:PASS or set STDNEWS_AUTH", file=sys.stderr)
     assistant = Assistant(settings)
+    repair(assistant.index)
     st = assistant.index.status()
     if not st["bulletins"]:
         print("note: no bulletins are indexed yet; run 'stdnews index update' or add them in the Library tab",
@@ -381,6 +392,24 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, watch: 
         if main and previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def repair(index: Any) -> None:
+    """Before serving: an index half written by an update killed mid-way (its passages would answer
+    while the Library does not list it) is repaired as ``stdnews index update`` repairs it, with or
+    without the watcher; when that fails, the server does not start (one line: how to repair)."""
+    why = index.interrupted()
+    if why is None:
+        return
+    print(f"note: {why.split(';')[0]}; repairing it before serving", file=sys.stderr, flush=True)
+    try:
+        report = index.repair()
+    except UserError as exc:
+        raise UserError(f"the index is half written by an interrupted update and could not be repaired ({exc});"
+                        " run 'stdnews index update', then start the chat again") from None
+    if report is not None:
+        report_printer(sys.stderr, "index: ")(report)
+        print(f"index: repaired: {report.summary()}", file=sys.stderr, flush=True)
 
 
 def _interrupt(*_: object) -> None:

@@ -26,9 +26,14 @@ PLACEHOLDER = ("<div style='text-align:center'><h3>Ask about standards news</h3>
 def layout(app: ChatApp, examples: list[str]) -> gr.Blocks:
     st = app.index.status()
     docs = st["documents"]
-    publishers = sorted({d["publisher"] for d in docs if d.get("publisher")})
-    bulletin_choices = [(d["title"], d["doc_id"]) for d in docs]
-    standard_choices, org_choices = app.facet_choices()
+    app.facet_choices()  # the organisation names the filters normalise against, before any page has loaded
+    # The lists start empty: the page config (and the API description Gradio embeds in the login page, even
+    # unauthenticated) lists a dropdown's choices. The load event (``app.refresh``, run only for a signed-in
+    # session) fills them, as it does after every upload or removal.
+    publisher_choices: list[tuple[str, str]] = [("Any publisher", "")]
+    bulletin_choices: list[tuple[str, str]] = []
+    standard_choices: list[tuple[str, str]] = []
+    org_choices: list[tuple[str, str]] = []
 
     with gr.Blocks(title="stdnews · standards news assistant", analytics_enabled=False) as demo:
         turns = gr.State([])
@@ -45,8 +50,8 @@ def layout(app: ChatApp, examples: list[str]) -> gr.Blocks:
                     until = gr.Textbox("", label="To date", placeholder="YYYY-MM-DD", max_lines=1)
                     as_of = gr.Textbox("", label="As of", placeholder="YYYY-MM-DD", max_lines=1, elem_id="sn-as-of",
                                        info="the day the question is asked on; empty: today")
-                    publisher = gr.Dropdown(label="Publisher", value="",
-                                            choices=[("Any publisher", ""), *[(p, p) for p in publishers]])
+                    publisher = gr.Dropdown(label="Publisher", value="", choices=publisher_choices,
+                                            allow_custom_value=True)  # checked by the filter, not the start list
                     bulletins = gr.Dropdown(label="Bulletins", choices=bulletin_choices, multiselect=True,
                                             info="none chosen: all", allow_custom_value=True)  # added since start
                     standards = gr.Dropdown(label="Standards & committees", choices=standard_choices,
