@@ -26,6 +26,7 @@ from index.errors import LoadError, UpdateBusy, UserError
 from index.load import SUPPORTED, load_text
 from index.settings import Settings
 from index.split import split_articles
+from index.status import CorpusCheck, check_corpus, interrupted
 from index.store import ChromaStore, make_store
 
 ADD_WAITS_S = 600.0  # how long adding files waits for an update another process is running
@@ -289,6 +290,8 @@ class Index:
         t0 = time.perf_counter()
         report = UpdateReport(kind=kind)
         files, skipped = scan(corpus)
+        if self.db.meta("corpus") != str(corpus.resolve()):  # what `status --verify` compares against
+            self.db.set_meta("corpus", str(corpus.resolve()))
         known = self.db.sha_by_doc()
         clashes = self._clashes(corpus, files, skipped, report)
         report.failed.extend((str(p), why) for p, why in skipped if p not in clashes)
@@ -480,6 +483,30 @@ class Index:
             "duplicates": self.duplicate_groups(),
             "documents": bulletins,
         }
+
+    def indexed_corpus(self) -> Path:
+        """The corpus folder the last update read (``settings.corpus`` before any, or when it is gone)."""
+        recorded = self.db.meta("corpus")
+        return Path(recorded) if recorded and Path(recorded).is_dir() else self.settings.corpus
+
+    def interrupted(self) -> str | None:
+        """Why the index looks half written by an update killed before it finished (None: it does not)."""
+        return interrupted(self.settings.home)
+
+    def repair(self, progress: bool = False) -> UpdateReport | None:
+        """The crash repair of ``index update``: when the last update was interrupted, update again from
+        the corpus it read (written parts are kept, the rest is indexed, BM25 rebuilt); None: nothing to do."""
+        if self.interrupted() is None:
+            return None
+        return self.update(self.indexed_corpus(), progress=progress, kind="repair", wait=ADD_WAITS_S)
+
+    def verify_corpus(self, corpus: Path | None = None) -> CorpusCheck:
+        """``index.status.CorpusCheck`` of ``corpus`` (default: the one the last update read), with an
+        interrupted update as a mismatch: what ``verify`` cannot see, since the stores may all agree."""
+        check = check_corpus(self, corpus or self.indexed_corpus())
+        if why := self.interrupted():
+            check.mismatches.insert(0, why)
+        return check
 
     def verify(self) -> list[str]:
         """Where record manager, Chroma, BM25 and the chunk table disagree (empty: all agree)."""

@@ -1,0 +1,129 @@
+"""Read-side checks of a data directory against its corpus folder (``index status --verify``):
+files the index lacks or holds in an older version, and whether the last update was killed
+before it finished (its pid left in ``update.lock``, or ``bm25.dirty`` left behind)."""
+
+from __future__ import annotations
+
+import fcntl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from index.catalog import read_catalog, scan
+
+REPAIR = "run 'stdnews index update'"
+
+
+@dataclass
+class CorpusCheck:
+    """``mismatches``: the index does not reflect the corpus (an update would change it);
+    ``refused``: files an update already tried and refused, unchanged since (an update would
+    refuse them again: fix or remove the file). One line each, naming the file."""
+
+    mismatches: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+
+def interrupted(home: Path) -> str | None:
+    """Why the data directory looks half written by an update that did not finish, or None: a pid
+    left in ``update.lock`` (a finished update empties it) or ``bm25.dirty`` left behind while no
+    process holds the lock. An update that is running now is not an interruption."""
+    lock, dirty = home / "update.lock", home / "bm25.dirty"
+    try:
+        pid_text = lock.read_text().strip() if lock.is_file() else ""
+    except OSError:
+        pid_text = ""
+    pid = int(pid_text) if pid_text.isdigit() else None
+    if pid is None and not dirty.exists():
+        return None
+    if _locked(lock):  # an update is running (it holds the lock while it lives); its writes are its own
+        return None
+    if pid is not None:
+        return f"the last index update (pid {pid}) was interrupted before it finished; {REPAIR} to repair the index"
+    if dirty.exists():
+        return f"the last index update was interrupted before it rebuilt BM25; {REPAIR} to repair the index"
+    return None
+
+
+def check_corpus(index: Any, corpus: Path) -> CorpusCheck:
+    """Compare ``index`` (an ``index.indexer.Index``) with the files of ``corpus``."""
+    from index.indexer import _fingerprint
+
+    out = CorpusCheck()
+    if not corpus.is_dir():
+        out.mismatches.append(f"the corpus folder {corpus} does not exist; pass --corpus DIR")
+        return out
+    files, skipped = scan(corpus)
+    catalog = read_catalog(corpus)
+    indexed = {b["doc_id"]: b for b in index.db.bulletins()}
+    known = index.db.sha_by_doc()
+    failures = _logged_failures(index.db.updates(200), corpus)
+
+    def refusal(path: Path) -> str | None:
+        """What the newest update that tried ``path`` said, if the file is unchanged since."""
+        at, why = failures.get(_key(corpus, path), (0.0, None))
+        try:
+            return why if why and path.stat().st_mtime <= at else None
+        except OSError:
+            return None
+
+    for path, why in skipped:
+        out.refused.append(f"{path}: in the corpus but not indexed: {why}")
+    for doc_id, path in files.items():
+        why = refusal(path)
+        if doc_id not in known:
+            if why:
+                out.refused.append(f"{path}: in the corpus but not indexed: {why}")
+            else:
+                out.mismatches.append(f"{path}: in the corpus but not indexed; {REPAIR}")
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            out.refused.append(f"{path}: cannot be read ({exc.strerror or exc})")
+            continue
+        if _fingerprint(data, catalog.get(doc_id), index.settings) != known[doc_id]:
+            if why:
+                out.refused.append(f"{path}: changed (or its catalog entry did) since it was indexed, and the new"
+                                   f" version was refused: {why}; the index keeps the version indexed before")
+            else:
+                out.mismatches.append(f"{path}: changed (or its catalog entry did) since it was indexed; {REPAIR}")
+    present = set(files) | {_doc_id(corpus, p) for p, _ in skipped}
+    for doc_id in sorted(set(known) - present):
+        out.mismatches.append(f"{indexed[doc_id]['path']}: indexed as '{doc_id}' but no longer in the corpus;"
+                              f" {REPAIR}")
+    return out
+
+
+def _logged_failures(updates: list[dict[str, Any]], corpus: Path) -> dict[str, tuple[float, str]]:
+    """The newest logged reason why an update could not index each file: {path key: (when, why)}."""
+    out: dict[str, tuple[float, str]] = {}
+    for entry in updates:  # newest first
+        for path, why in entry.get("failed", []):
+            out.setdefault(_key(corpus, Path(path)), (entry["at"], why))
+    return out
+
+
+def _key(corpus: Path, path: Path) -> str:
+    """A file's path relative to the corpus folder, however the update that logged it named it."""
+    try:
+        return path.resolve().relative_to(corpus.resolve()).as_posix()
+    except (ValueError, OSError):
+        return path.as_posix()
+
+
+def _doc_id(corpus: Path, path: Path) -> str:
+    return path.relative_to(corpus).with_suffix("").as_posix()
+
+
+def _locked(lock: Path) -> bool:
+    """Whether a process holds the update lock now (one whose pid this process cannot see, say)."""
+    try:
+        with open(lock, "rb") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    except BlockingIOError:
+        return True
+    except OSError:  # no lock file: no update has run here
+        return False
+    return False
