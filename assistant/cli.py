@@ -239,9 +239,13 @@ def cmd_whats_new(args: argparse.Namespace) -> int:
 def cmd_index_status(args: argparse.Namespace) -> int:
     index = _index(args)
     st = index.status()
-    problems = index.verify() if args.verify else []
+    problems: list[str] = []
+    refused: list[str] = []
+    if args.verify:  # the stores against each other, then the index against the corpus it was built from
+        check = index.verify_corpus(args.corpus if hasattr(args, "corpus") else None)
+        problems, refused = [*index.verify(), *check.mismatches], check.refused
     if args.json:
-        print(json.dumps({**st, "problems": problems}, indent=2, default=str))
+        print(json.dumps({**st, "problems": problems, "refused": refused}, indent=2, default=str))
     else:
         print(f"data directory: {st['home']}   store: {st['store']}   fingerprint: {st['fingerprint']}")
         print(f"{st['bulletins']} bulletins, {st['articles']} articles, {st['chunks']} chunks,"
@@ -264,7 +268,11 @@ def cmd_index_status(args: argparse.Namespace) -> int:
     if args.verify:
         for p in problems:
             print(f"mismatch: {p}", file=sys.stderr)
-        print("verify: record manager, Chroma, BM25 and the chunk table agree" if not problems
+        for r in refused:  # the index is as updates left it; they reported these files, and would again
+            print(f"refused: {r}", file=sys.stderr)
+        print("verify: record manager, Chroma, BM25 and the chunk table agree, and the index holds the corpus"
+              + (f" except {len(refused)} refused file(s): fix or remove them" if refused else "")
+              if not problems
               else f"verify: {len(problems)} mismatch(es); run 'stdnews index update' or 'stdnews index rebuild'")
         return 1 if problems else 0
     return 0
