@@ -408,7 +408,8 @@ def repair(index: Any) -> None:
         raise UserError(f"the index is half written by an interrupted update and could not be repaired ({exc});"
                         " run 'stdnews index update', then start the chat again") from None
     if report is not None:
-        report_printer(sys.stderr, "index: ")(report)
+        for path, error in report.failed:
+            print(f"index: error: {path}: {error}", file=sys.stderr, flush=True)
         print(f"index: repaired: {report.summary()}", file=sys.stderr, flush=True)
 
 
