@@ -44,12 +44,12 @@ def small_corpus(root: Path) -> Path:
     return corpus
 
 
-def verify(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[str], str]:
-    """``stdnews [args] index status --verify``: exit code, its mismatch lines, the rest of stderr."""
+def verify(capsys: pytest.CaptureFixture[str], *args: str, kind: str = "mismatch") -> tuple[int, list[str], str]:
+    """``stdnews [args] index status --verify``: exit code, its ``kind:`` lines, all of stderr."""
     capsys.readouterr()
     code = main([*args, "index", "status", "--verify"])
     err = capsys.readouterr().err
-    return code, [line for line in err.splitlines() if line.startswith("mismatch: ")], err
+    return code, [line for line in err.splitlines() if line.startswith(f"{kind}: ")], err
 
 
 def test_verify_reports_files_not_indexed_and_changed(make_settings, embedder, tmp_path: Path,  # noqa: ANN001
@@ -67,16 +67,24 @@ def test_verify_reports_files_not_indexed_and_changed(make_settings, embedder, t
     for args in (("--home", home, "--corpus", str(corpus)), ("--home", home)):  # the corpus it was built from
         code, lines, err = verify(capsys, *args)
         assert code == 1, err
-        assert len(lines) == 3, err
+        assert len(lines) == 2, err
         assert any("late.txt" in m and "not indexed" in m for m in lines), lines
-        assert any("empty.txt" in m and "not indexed" in m and "is empty" in m for m in lines), lines
-        assert any("iec-smart-cities.txt" in m and "changed since it was indexed" in m for m in lines), lines
+        assert any("iec-smart-cities.txt" in m and "changed" in m and "since it was indexed" in m
+                   for m in lines), lines
+        refused = [line for line in err.splitlines() if line.startswith("refused: ")]  # and why: as logged
+        assert len(refused) == 1 and "empty.txt" in refused[0] and "not indexed: is empty" in refused[0], err
         assert "Traceback" not in err
 
-    (corpus / "empty.txt").unlink()
+    assert not index.update(progress=False).ok  # empty.txt is refused again; everything else is indexed
+    code, lines, err = verify(capsys, "--home", home)
+    assert (code, lines) == (0, []), err  # the index holds what updates can index: verify passes
+    assert "refused: " in err and "empty.txt" in err
+    (corpus / "empty.txt").write_text("ITU news\n\nITU-T approved Y.4999 on smart city digital twins.\n")
+    code, lines, err = verify(capsys, "--home", home)  # edited since it was refused: an update would index it
+    assert code == 1 and len(lines) == 1 and "empty.txt" in lines[0] and "not indexed" in lines[0], err
     assert index.update(progress=False).ok
     code, lines, err = verify(capsys, "--home", home)
-    assert (code, lines) == (0, []), err
+    assert (code, lines) == (0, []) and "refused" not in err, err
 
 
 @pytest.mark.slow
@@ -141,4 +149,23 @@ def test_no_watch_chat_after_sigkill_mid_write_serves_no_half_bulletin(tmp_path:
     text = log.read_text()
     assert "interrupted" in text and "Traceback" not in text, text
     index = Index(load_settings(home=home, corpus=corpus))
-    assert index.verify() == [] and index.verify_corpus() == []
+    check = index.verify_corpus()
+    assert index.verify() == [] and check.mismatches == check.refused == []
+
+
+def test_chat_refuses_a_half_written_index_it_cannot_repair(make_settings, embedder, tmp_path: Path,  # noqa: ANN001
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    corpus = small_corpus(tmp_path)
+    index = Index(make_settings(corpus), embedder=embedder)
+    assert index.update(progress=False).ok and index.interrupted() is None
+    (index.settings.home / "update.lock").write_text("999999999")  # what a killed update leaves
+    (index.settings.home / "bm25.dirty").touch()
+    shutil.rmtree(corpus)  # and the corpus it read is gone: nothing to repair from
+    capsys.readouterr()
+    code = main(["--home", str(index.settings.home), "--corpus", str(tmp_path / "gone"), "chat", "--no-watch",
+                 "--port", str(free_port())])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert code == 2 and len(errors) == 1, err
+    assert "interrupted update" in errors[0] and "run 'stdnews index update'" in errors[0], err
+    assert "Traceback" not in err and "stdnews chat:" not in err  # never served
