@@ -18,6 +18,15 @@ ROOT = Path(__file__).resolve().parent.parent
 SEED_CORPUS = ROOT / "corpus"
 
 
+def small_corpus(root: Path) -> Path:
+    """Two seed bulletins and the catalog in ``root/corpus``: a corpus that indexes in seconds."""
+    corpus = root / "corpus"
+    corpus.mkdir()
+    for name in ("jtc1-smart-cities-webconference.txt", "iec-smart-cities.txt", "catalog.toml"):
+        shutil.copy(SEED_CORPUS / name, corpus / name)
+    return corpus
+
+
 @pytest.fixture(scope="session")
 def embedder():  # noqa: ANN201
     """The default embedder (the int8 ONNX export of the packaged all-MiniLM-L6-v2, made once per

@@ -7,9 +7,7 @@ and the server's memory does not climb; no timing assertions there: CI machines 
 from __future__ import annotations
 
 import functools
-import io
 import re
-import shutil
 import subprocess
 import sys
 import zlib
@@ -20,28 +18,14 @@ import pytest
 from index.errors import LoadError
 from index.load import MAX_TEXT_BYTES, load_text
 from tests.app_server import chat_process
+from tests.conftest import small_corpus
+from tests.pdfs import raw_pdf
 
 SEEDS = Path(__file__).resolve().parent.parent / "corpus"
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # what must never reach a terminal
 
 
 # PDFs built by hand: the hostile shapes need control of every byte ---------------------------------
-def raw_pdf(objects: list[bytes]) -> bytes:
-    """A PDF of ``objects`` (object 1 is the catalog) with a correct cross-reference table."""
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
-    offsets = []
-    for i, body in enumerate(objects, 1):
-        offsets.append(out.tell())
-        out.write(f"{i} 0 obj\n".encode() + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode())
-    for off in offsets:
-        out.write(f"{off:010d} 00000 n \n".encode())
-    out.write(f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode())
-    return out.getvalue()
-
-
 def pages_pdf(stream: bytes, stream_dict: bytes | None = None, pages: int = 1) -> bytes:
     """``pages`` pages that all show the one content stream ``stream`` (object 3)."""
     kids = " ".join(f"{4 + i} 0 R" for i in range(pages))
@@ -78,12 +62,6 @@ def shared_stream_pdf(pages: int = 1000) -> bytes:
     return pages_pdf(stream, f"/Length {len(stream)} /Filter /FlateDecode".encode(), pages)
 
 
-def small_corpus(root: Path) -> Path:
-    corpus = root / "corpus"
-    corpus.mkdir()
-    for name in ("jtc1-smart-cities-webconference.txt", "iec-smart-cities.txt", "catalog.toml"):
-        shutil.copy(SEEDS / name, corpus / name)
-    return corpus
 
 
 def assert_one_line_naming(err: LoadError, name: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ from index.errors import LoadError, UserError
 from index.indexer import Index
 from index.load import load_text
 from index.split import split_articles
+from tests.conftest import small_corpus
 from tests.pdfs import encrypted_pdf, text_pdf
 from tests.servers import chroma_server, free_port
 
@@ -46,12 +46,6 @@ def stdnews(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
                           env=env or ENV, timeout=600)
 
 
-def small_corpus(root: Path) -> Path:
-    corpus = root / "corpus"
-    corpus.mkdir()
-    for name in ("jtc1-smart-cities-webconference.txt", "iec-smart-cities.txt", "catalog.toml"):
-        shutil.copy(SEEDS / name, corpus / name)
-    return corpus
 
 
 def test_every_bad_input_gets_one_line_and_the_rest_is_indexed(tmp_path: Path) -> None:

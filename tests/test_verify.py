@@ -15,6 +15,7 @@ import pytest
 
 from assistant.cli import main
 from index.indexer import Index
+from tests.conftest import small_corpus
 from tests.servers import free_port, stop, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,12 +37,6 @@ def stdnews(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
                           env=env or ENV, timeout=600, cwd=ROOT)
 
 
-def small_corpus(root: Path) -> Path:
-    corpus = root / "corpus"
-    corpus.mkdir()
-    for name in ("jtc1-smart-cities-webconference.txt", "iec-smart-cities.txt", "catalog.toml"):
-        shutil.copy(SEEDS / name, corpus / name)
-    return corpus
 
 
 def verify(capsys: pytest.CaptureFixture[str], *args: str, kind: str = "mismatch") -> tuple[int, list[str], str]:
