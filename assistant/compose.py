@@ -15,7 +15,7 @@ import numpy as np
 
 from assistant import weights
 from assistant.answer import REFUSAL, Draft, History, OnDelta
-from assistant.evidence import Candidate, evidence_features, question_kind, sentence_candidates, sentences
+from assistant.evidence import Candidate, evidence_features, question_kind, sentence_candidates
 from assistant.question import Question, analyse, standalone
 from assistant.retrieve import Passage
 from assistant.when import resolve
@@ -31,7 +31,7 @@ _LIST_Q = re.compile(r"\b(?:list(?:s|ed)?|enumerat\w*|name (?:the|all|some)|what
                      r" (?!is\b|was\b|has\b|does\b)[a-z]+[^s\W]s\b", re.I)
 _ITEM = re.compile(r"^\s*(?:[-•·*–]|\d{1,2}[.)])\s+(\S.*?)\s*$")
 
-__all__ = ["ExtractiveAnswerer", "sentences", "question_kind"]
+__all__ = ["ExtractiveAnswerer"]
 
 
 class ExtractiveAnswerer:
@@ -72,16 +72,21 @@ class ExtractiveAnswerer:
         """The candidates scored best first, and the evidence features with the specific terms no
         passage holds."""
         q, full, kind, cands = self.candidates(question, passages, history)
+        self.rank(cands)
+        feats, absent = evidence_features(question, q, kind, passages, cands)
+        return q, full, kind, cands, feats, absent
+
+    def rank(self, cands: list[Candidate]) -> list[Candidate]:
+        """Score sentences with the fitted sentence model, best first (in place)."""
         for c in cands:
             c.score = self.fitted.sentence.prob(c.features)
         cands.sort(key=lambda c: -c.score)
-        feats, absent = evidence_features(question, q, kind, passages, cands)
-        return q, full, kind, cands, feats, absent
+        return cands
 
     def draft(self, question: str, passages: Sequence[Passage], history: History = ()) -> Draft:
         if not passages:
             return Draft(REFUSAL, refused=True, notes=["nothing was retrieved"])
-        q, full, kind, cands, feats, absent = self.assess(question, passages, history)
+        q, _, _, cands, feats, absent = self.assess(question, passages, history)
         if not cands:
             return Draft(REFUSAL, refused=True, notes=["the passages hold no sentence to quote"])
         refusal = self.fitted.refusal
@@ -93,7 +98,7 @@ class ExtractiveAnswerer:
                                                               if absent else []))
         if _LIST_Q.search(question) and (listed := self._list_answer(q, cands, passages)):
             return Draft(listed[0], quotes=listed[1], notes=[note, "answered with the items of a list"])
-        chosen = self._choose(question, q, full, kind, cands, passages)
+        chosen = self._choose(question, cands, passages)
         parts_out, quotes = [], {}
         for c in chosen:
             body = c.text.rstrip()
@@ -103,27 +108,21 @@ class ExtractiveAnswerer:
             quotes.setdefault(c.passage, []).append(c.text)
         return Draft(" ".join(parts_out), quotes=quotes, notes=[note, f"best sentence {chosen[0].score:.2f}"])
 
-    def _choose(self, question: str, q: Question, full: Question, kind: str | None, cands: list[Candidate],
-                passages: Sequence[Passage]) -> list[Candidate]:
-        """The best sentence for each part of a two-part question ("who ... and when ..."), else up to
-        ``max_sentences`` that each add a question term the others lack."""
+    def _choose(self, question: str, cands: list[Candidate], passages: Sequence[Passage]) -> list[Candidate]:
+        """The best sentence for each part of a two-part question ("who ... and when ..."), else the best
+        ``max_sentences`` (``select``)."""
         parts = [p for p in _PARTS.split(question) if p.strip()]
         if len(parts) < 2 or min(len(p.split()) for p in parts) < 4:
-            return self.select(cands, full, self.max_sentences)  # the kind is one of the fitted features
+            return self.select(cands, self.max_sentences)  # the kind is one of the fitted features
         chosen: list[Candidate] = []
         for part in parts:
-            pq = analyse(part)
-            pk = question_kind(part)
-            pc = sentence_candidates(pq, pq, pk, passages, self._similarities, embed_top=self.embed_top)
-            for c in pc:
-                c.score = self.fitted.sentence.prob(c.features)
-            pc.sort(key=lambda c: -c.score)
+            pc = self.rank(self.candidates(part, passages)[3])
             best = next((c for c in pc if c.kind_ok), pc[0] if pc else None)
             if best is not None and all(best.text != o.text for o in chosen):
                 chosen.append(best)
         return chosen or cands[:1]
 
-    def select(self, cands: list[Candidate], q: Question, budget: int) -> list[Candidate]:
+    def select(self, cands: list[Candidate], budget: int) -> list[Candidate]:
         """The best ``budget`` sentences within ``max_chars``, skipping near-repeats: the sentence model
         ranks well, but its first choice holds the answer less often than its first two or three do.
         A sentence from another passage than the best one must be nearly as likely (``other_passage``,

@@ -21,7 +21,8 @@ from pydantic import PrivateAttr
 
 from assistant import prompt
 from assistant.answer import Draft, History, OnDelta
-from assistant.compose import ExtractiveAnswerer, sentences
+from assistant.compose import ExtractiveAnswerer
+from assistant.evidence import sentences
 from assistant.question import standalone
 from assistant.retrieve import Passage
 from index.errors import UserError
