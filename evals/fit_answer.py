@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +152,7 @@ def fit_answer_models(items: Sequence[Any], bots: Sequence[Any], fusion: Fusion,
     records: list[list[dict[str, Any]]] = [[] for _ in range(n_sets)]
     for f in range(folds):
         t = _threshold(oof, items, fold_of != f, n_sets, max_fr)
-        fitted = Weights(fusion, sent_f[f], _with_threshold(ref_f[f], t))
+        fitted = Weights(fusion, sent_f[f], replace(ref_f[f], threshold=t))
         answerers = [ExtractiveAnswerer(embed=b.index.embedder.embed_documents, fitted=fitted) for b in bots]
         fold_recs: list[list[dict[str, Any]]] = [[] for _ in range(n_sets)]
         for i, (it, p) in enumerate(zip(items, prep, strict=True)):
@@ -180,12 +180,8 @@ def fit_answer_models(items: Sequence[Any], bots: Sequence[Any], fusion: Fusion,
     refusal = _fit_logistic(ev, labels, set_w, EVIDENCE_FEATURES)
     threshold = _threshold(oof, items, everyone, n_sets, max_fr)
     print(f"  fitted on everything: refusal threshold {threshold:.3f}")
-    return {"sentence": sentence, "refusal": _with_threshold(refusal, threshold),
+    return {"sentence": sentence, "refusal": replace(refusal, threshold=threshold),
             "held_out": {"folds": held, "pooled": pooled}}
-
-
-def _with_threshold(model: Logistic, t: float) -> Logistic:
-    return Logistic(model.features, model.coef, model.intercept, model.mean, model.scale, t)
 
 
 def _answer_figures(recs: Sequence[dict[str, Any]]) -> dict[str, float | None]:
