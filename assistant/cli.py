@@ -93,6 +93,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_whats_new)
 
+    p = sub.add_parser("digest", help="what arrived, by standard/committee and story, with lead sentences and"
+                                      " citations")
+    _common(p)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--since", default=None, help="everything added on or after YYYY-MM-DD")
+    g.add_argument("--last-poll", action="store_true",
+                   help="what the last update that added anything added (default)")
+    p.add_argument("--standard", action="append", default=[], help="only stories naming this standard or"
+                   " committee, any spelling; a standard includes its parts (repeatable)")
+    p.add_argument("--org", action="append", default=[], help="only stories naming this organisation, in the"
+                   " text or as publisher (repeatable)")
+    p.add_argument("--format", choices=["text", "md", "json"], default="text")
+    p.set_defaults(handler=cmd_digest)
+
     fb = sub.add_parser("feedback", help="answers users rated in the chat window")
     fsub = fb.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = fsub.add_parser("export", help="write the feedback as JSON Lines")
@@ -233,6 +247,14 @@ def cmd_whats_new(args: argparse.Namespace) -> int:
         print(f"{a['date'] or '????-??-??'}  {a['title']}  [{a['publisher'] or '?'}; {a['doc_id']}]")
         if a.get("lead"):
             print(f"    {a['lead']}")
+    return 0
+
+
+def cmd_digest(args: argparse.Namespace) -> int:
+    from assistant.digest import build, render
+    from index.indexer import Index
+
+    print(render(build(Index(settings_from(args)), args.since, args.standard, args.org), args.format))
     return 0
 
 

@@ -1,0 +1,233 @@
+"""``stdnews digest``: what updates added, grouped by standard/committee and by story (near-duplicates
+merged, every source listed), each with its lead sentence and citation; text, Markdown and JSON; the
+filters, the windows (--since, --last-poll after a second update) and the error lines; and the same
+filters in the chat window's What's new panel (through the app's handlers and in a real browser)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import small_corpus
+
+pytestmark = pytest.mark.timeout(900)
+
+ENV_KEYS = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
+
+# One story, told by two publishers in their own words (a near-duplicate pair), naming a standard.
+STORY_A = ("ISO/IEC 30145-3 published: a reference architecture for smart city ICT\n\n"
+           "ISO and IEC have published ISO/IEC 30145-3, the third part of the smart city ICT reference framework,\n"
+           "which sets out the engineering framework that city planners and suppliers can use to connect sensors,\n"
+           "data platforms and city services. The standard was developed by JTC 1/WG 11 under the convenorship of\n"
+           "Heng Qian and is now available from national standards bodies. Cities in Europe and Asia took part in\n"
+           "the drafting, and the working group expects the first conformity pilots to begin later this year.\n")
+STORY_B = ("# Smart city ICT reference framework part 3 is out\n\n"
+           "Posted by the editors\n\n"
+           "ISO and IEC have published ISO/IEC 30145-3, the third part of the smart city ICT reference framework, "
+           "which sets out the engineering framework that city planners and suppliers can use to connect sensors, "
+           "data platforms and city services. The standard was developed by JTC 1/WG 11 under the convenorship of "
+           "Heng Qian and is now available from national standards bodies. Cities in Europe and Asia took part in "
+           "the drafting, and the group expects the first conformity pilots to begin later this year.\n")
+KPI = ("ITU-T Y.4903 approved for smart sustainable city indicators\n\n"
+       "ITU-T Study Group 20 approved Recommendation ITU-T Y.4903 on 5 March 2026. The Recommendation defines key "
+       "performance indicators for smart sustainable cities, and the work was led by Jane Doe.\n")
+WORKSHOP = ("Standards workshop on accessible city services\n\n"
+            "ANSI will host a one-day workshop on accessible public services in cities on 20 April 2026. Speakers "
+            "from city governments and consumer groups will discuss what standards could help.\n")
+BRIEF = ("ISO/IEC 30145-3 in brief\n\n"  # a third report of the same story, trimmed, in a later update
+         "ISO and IEC have published ISO/IEC 30145-3, the third part of the smart city ICT reference framework, "
+         "which sets out the engineering framework that city planners and suppliers can use to connect sensors, "
+         "data platforms and city services. The standard was developed by JTC 1/WG 11 under the convenorship of "
+         "Heng Qian.\n")
+LATER = ("JTC 1/WG 11 plans its autumn plenary\n\n"
+         "JTC 1/WG 11 will hold its autumn plenary in Geneva in October 2026, where experts will review new work "
+         "items on smart city digital twins.\n")
+CATALOG = """
+["iso-30145-3-published"]
+title = "ISO/IEC 30145-3 published: a reference architecture for smart city ICT"
+publisher = "ISO"
+date = "2026-02-10"
+url = "https://example.org/iso/30145-3"
+
+["cesi-weekly-30145"]
+title = "Smart city ICT reference framework part 3 is out"
+publisher = "CESI"
+date = "2026-02-12"
+
+["itu-y4903"]
+publisher = "ITU"
+date = "2026-03-05"
+url = "https://example.org/itu/y4903"
+
+["ansi-workshop"]
+publisher = "ANSI"
+date = "2026-03-20"
+
+["sesec-brief"]
+publisher = "SESEC"
+date = "2026-09-02"
+
+["jtc1-wg11-autumn"]
+publisher = "ISO"
+date = "2026-09-01"
+url = "https://example.org/jtc1/autumn"
+"""
+
+
+def stdnews(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run([sys.executable, "-m", "assistant", "--home", str(home), *args], capture_output=True,
+                          text=True, env={**os.environ, **ENV_KEYS}, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory: pytest.TempPathFactory, embedder) -> Any:  # noqa: ANN001
+    """A small real index updated twice: the seed pair and four new bulletins, then one more."""
+    from index.indexer import Index
+    from index.settings import load_settings
+
+    root = tmp_path_factory.mktemp("digest")
+    corpus = small_corpus(root)
+    for name, text in (("iso-30145-3-published", STORY_A), ("cesi-weekly-30145", STORY_B), ("itu-y4903", KPI),
+                       ("ansi-workshop", WORKSHOP)):
+        (corpus / f"{name}.txt").write_text(text)
+    with open(corpus / "catalog.toml", "a") as fh:
+        fh.write(CATALOG)
+    index = Index(load_settings(home=root / "home", corpus=corpus), embedder=embedder)
+    assert index.update(progress=False).ok
+    before = stdnews(index.settings.home, "digest", "--format", "json")  # the first update, before the second
+    (corpus / "jtc1-wg11-autumn.txt").write_text(LATER)
+    (corpus / "sesec-brief.txt").write_text(BRIEF)
+    assert index.update(progress=False).ok
+    index.before_second = json.loads(before.stdout)
+    return index
+
+
+def test_groups_by_standard_and_merges_one_story_from_two_publishers(indexed) -> None:  # noqa: ANN001
+    from assistant.digest import build
+
+    d = build(indexed, since="2000-01-01")
+    labels = [g.label for g in d.groups]
+    assert labels[-1] == "Other news" and "ISO/IEC 30145-3" in labels and "ITU-T Y.4903" in labels
+    (story,) = next(g for g in d.groups if g.label == "ISO/IEC 30145-3").stories
+    assert [(s.doc_id, s.publisher) for s in story.sources] == [("iso-30145-3-published", "ISO"),
+                                                                 ("cesi-weekly-30145", "CESI"),
+                                                                 ("sesec-brief", "SESEC")], "first report first"
+    assert story.title == "ISO/IEC 30145-3 published: a reference architecture for smart city ICT"
+    assert story.lead.startswith("ISO and IEC have published ISO/IEC 30145-3, the third part")
+    assert story.lead.endswith("city services.")  # one sentence, its wrapped lines joined
+    assert "JTC 1/WG 11" in story.standards and story.standards[0] == "ISO/IEC 30145-3"
+    docs = [s.doc_id for g in d.groups for st in g.stories for s in st.sources]
+    assert docs.count("iso-30145-3-published") == docs.count("cesi-weekly-30145") == docs.count("sesec-brief") == 1
+    other = d.groups[-1].stories
+    assert any(s.title == "Standards workshop on accessible city services" for s in other)
+    workshop = next(s for s in other if s.title.startswith("Standards workshop"))
+    assert workshop.lead.startswith("ANSI will host a one-day workshop")
+
+
+def test_lead_sentence_skips_headings_bylines_and_labels() -> None:
+    from assistant.digest import lead_sentence
+
+    assert lead_sentence(STORY_B, "Smart city ICT reference framework part 3 is out").startswith("ISO and IEC have")
+    text = ("Title Line Here\n\nBy Jane Roe on 3 March\n\nDate: 2026-03-03\n\n"
+            "The committee met twice in Geneva. Then it left.")
+    assert lead_sentence(text, "Title Line Here") == "The committee met twice in Geneva."
+    assert lead_sentence("Only A Heading Here\n\nAnother Heading Of Words", "Only A Heading Here") == ""
+
+
+def test_text_markdown_and_json_carry_every_citation(indexed) -> None:  # noqa: ANN001
+    home = indexed.settings.home
+    text = stdnews(home, "digest", "--since", "2000-01-01")
+    assert text.returncode == 0, text.stderr
+    out = text.stdout
+    assert out.startswith("Digest: ") and "== ISO/IEC 30145-3 ==" in out and "== Other news ==" in out
+    assert ('ISO, 2026-02-10, "ISO/IEC 30145-3 published: a reference architecture for smart city ICT"'
+            " [iso-30145-3-published] https://example.org/iso/30145-3") in out
+    assert 'CESI, 2026-02-12, "Smart city ICT reference framework part 3 is out" [cesi-weekly-30145]' in out
+
+    md = stdnews(home, "digest", "--since", "2000-01-01", "--format", "md")
+    assert md.returncode == 0, md.stderr
+    assert md.stdout.startswith("# Digest: ") and "## ISO/IEC 30145-3" in md.stdout
+    assert ("- [ISO/IEC 30145-3 published: a reference architecture for smart city ICT]"
+            "(https://example.org/iso/30145-3): ISO, 2026-02-10, `iso-30145-3-published`") in md.stdout
+    assert "> ISO and IEC have published ISO/IEC 30145-3" in md.stdout
+
+    js = stdnews(home, "digest", "--since", "2000-01-01", "--format", "json")
+    assert js.returncode == 0, js.stderr
+    obj = json.loads(js.stdout)
+    group = next(g for g in obj["groups"] if g["label"] == "ISO/IEC 30145-3")
+    assert group["kind"] == "standard" and len(group["stories"]) == 1
+    sources = group["stories"][0]["sources"]
+    assert {s["doc_id"] for s in sources} == {"iso-30145-3-published", "cesi-weekly-30145", "sesec-brief"}
+    assert set(sources[0]) >= {"doc_id", "title", "publisher", "date", "url"}
+    assert next(s for s in sources if s["doc_id"] == "iso-30145-3-published")["url"] == "https://example.org/iso/30145-3"
+    assert obj["stories"] == sum(len(g["stories"]) for g in obj["groups"])
+
+
+def test_filters_by_standard_any_spelling_and_by_organisation(indexed) -> None:  # noqa: ANN001
+    home = indexed.settings.home
+    out = json.loads(stdnews(home, "digest", "--since", "2000-01-01", "--standard", "ISO IEC 30145",
+                             "--format", "json").stdout)
+    assert [g["label"] for g in out["groups"]] == ["ISO/IEC 30145-3"], "a part falls under its standard"
+    out = json.loads(stdnews(home, "digest", "--since", "2000-01-01", "--standard", "Y.4903", "--standard",
+                             "JTC1/WG11", "--format", "json").stdout)
+    labels = [g["label"] for g in out["groups"]]
+    assert labels == ["ITU-T Y.4903", "JTC 1/WG 11"], labels  # in the order watched; each story once
+    assert {s["title"] for s in out["groups"][1]["stories"]} >= {"JTC 1/WG 11 plans its autumn plenary"}
+    out = json.loads(stdnews(home, "digest", "--since", "2000-01-01", "--org", "ansi", "--format", "json").stdout)
+    titles = [s["title"] for g in out["groups"] for s in g["stories"]]
+    assert "Standards workshop on accessible city services" in titles and not any("Y.4903" in t for t in titles)
+    out = json.loads(stdnews(home, "digest", "--since", "2000-01-01", "--org", "ITU", "--standard", "ISO/IEC 30145",
+                             "--format", "json").stdout)
+    assert out["groups"] == [], "both filters must hold"
+    empty = stdnews(home, "digest", "--since", "2000-01-01", "--standard", "ISO 37120")
+    assert empty.returncode == 0
+    assert empty.stdout.strip().splitlines() == [
+        "nothing new about ISO 37120 since 2000-01-01 (no indexed bulletin names ISO 37120 yet)"]
+
+
+def test_since_and_last_poll_after_a_second_update(indexed) -> None:  # noqa: ANN001
+    home = indexed.settings.home
+    first = indexed.before_second
+    titles = {s["title"] for g in first["groups"] for s in g["stories"]}
+    assert "ITU-T Y.4903 approved for smart sustainable city indicators" in titles
+    last = json.loads(stdnews(home, "digest", "--last-poll", "--format", "json").stdout)
+    assert [(g["label"], [s["title"] for s in g["stories"]]) for g in last["groups"]] == [
+        ("ISO/IEC 30145-3", ["ISO/IEC 30145-3 in brief"]), ("JTC 1/WG 11", ["JTC 1/WG 11 plans its autumn plenary"])]
+    assert last["last_update_at"] and last["articles"] == 2
+    brief = last["groups"][0]["stories"][0]
+    assert [(s["doc_id"], s["new"]) for s in brief["sources"]] == [  # the earlier reports listed too
+        ("sesec-brief", True), ("cesi-weekly-30145", False), ("iso-30145-3-published", False)]
+    assert json.loads(stdnews(home, "digest", "--format", "json").stdout)["groups"] == last["groups"], "the default"
+    text = stdnews(home, "digest", "--last-poll").stdout
+    assert "in the last update that added anything" in text and "autumn plenary" in text and "Y.4903" not in text
+    assert '"ISO/IEC 30145-3 published: a reference architecture for smart city ICT" [iso-30145-3-published]' \
+           " https://example.org/iso/30145-3 (reported earlier)" in text
+    today = datetime.now().strftime("%Y-%m-%d")
+    since = json.loads(stdnews(home, "digest", "--since", today, "--format", "json").stdout)
+    assert len({s["title"] for g in since["groups"] for s in g["stories"]}) > 1
+    assert stdnews(home, "digest", "--since", "2999-01-01").stdout.strip() == "nothing new since 2999-01-01"
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--since", "last week"], "error: --since 'last week' is not a date; use YYYY-MM-DD"),
+    (["--since", "2026-02-30"], "error: --since '2026-02-30' is not a date; use YYYY-MM-DD"),
+    (["--standard", "smart things"], "error: --standard 'smart things' is not a standard or committee I recognise"),
+    (["--org", "Acme Standards Club"], "error: organisation 'Acme Standards Club' is not one I recognise"),
+])
+def test_bad_input_is_one_line_and_exit_2(indexed, args: list[str], says: str) -> None:  # noqa: ANN001
+    out = stdnews(indexed.settings.home, "digest", *args)
+    assert out.returncode == 2 and out.stdout == ""
+    assert len(out.stderr.strip().splitlines()) == 1 and out.stderr.startswith(says), out.stderr
+
+
+def test_since_and_last_poll_exclude_each_other(indexed) -> None:  # noqa: ANN001
+    out = stdnews(indexed.settings.home, "digest", "--since", "2026-01-01", "--last-poll")
+    assert out.returncode == 2 and "not allowed with argument" in out.stderr and "Traceback" not in out.stderr
