@@ -28,7 +28,7 @@ from assistant.retrieve import Filters
 from index.errors import UserError
 from index.load import MAX_BYTES
 from index.settings import Settings
-from index.watch import report_printer, watch_in_background
+from index.watch import feed_printer, report_printer, watch_in_background
 
 EXAMPLES = [
     "Who convenes JTC 1/WG 11?",
@@ -378,7 +378,8 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, watch: 
     demo = build_app(assistant)
     launch(demo, host, port, auth)
     if watch:
-        watch_in_background(assistant.index, report_printer(sys.stderr, "index: "))  # warms uploads' path too
+        watch_in_background(assistant.index, report_printer(sys.stderr, "index: "),  # warms uploads' path too
+                            on_feed=feed_printer(sys.stderr, "index: "))  # and polls the feeds that are due
     else:
         threading.Thread(target=assistant.index.warm, kwargs={"update": True}, daemon=True).start()
     shown = f"[{host}]" if ":" in host else host

@@ -107,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["text", "md", "json"], default="text")
     p.set_defaults(handler=cmd_digest)
 
+    from assistant.feeds_cli import add_parser as add_feeds_parser
+
+    add_feeds_parser(sub, _common)
+
     fb = sub.add_parser("feedback", help="answers users rated in the chat window")
     fsub = fb.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = fsub.add_parser("export", help="write the feedback as JSON Lines")
@@ -219,15 +223,15 @@ def _drop_replaced_entries(index: Any, plan: Sequence[Any]) -> None:
 def cmd_index_watch(args: argparse.Namespace) -> int:
     import signal
 
-    from index.watch import Watcher, report_printer
+    from index.watch import Watcher, feed_printer, report_printer
 
     index = _index(args)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    with Watcher(index, args.interval) as watcher:
+    with Watcher(index, args.interval, on_feed=feed_printer()) as watcher:
         try:
             index.warm(update=True)  # a new bulletin then waits only for its own work
-            print(f"watching {index.settings.corpus} (new files at once, changes every {args.interval:g} s);"
-                  " Ctrl-C to stop", flush=True)
+            print(f"watching {index.settings.corpus} (new files at once, changes every {args.interval:g} s)"
+                  " and polling the feeds that are due; Ctrl-C to stop", flush=True)
             watcher.run(report_printer())
         except KeyboardInterrupt:
             print("stopped watching", flush=True)

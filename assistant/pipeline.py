@@ -46,7 +46,7 @@ class AskResult:
             "refused": self.refused,
             "citations": [
                 {"n": n, "doc_id": p.doc_id, "title": p.title, "publisher": p.publisher, "date": p.date,
-                 "chunk_id": p.chunk_id, "text": p.text, "also_in": p.also_in}
+                 "chunk_id": p.chunk_id, "text": p.text, "also_in": p.also_in, "url": p.url}
                 for n, p in enumerate(self.citations, 1)
             ],
             "passages": [

@@ -139,6 +139,7 @@ class Passage:
     bm25: float | None = None
     also_in: list[dict[str, str]] = field(default_factory=list)  # the same story in other bulletins
     in_window: bool = False  # inside the time window the question names ("this week")
+    url: str = ""  # the bulletin's catalog url (a feed entry's page), where it has one
 
 
 ALSO_IN_MAX = 10  # newest first; a story syndicated more widely lists its ten latest reports
@@ -274,6 +275,9 @@ class Retriever:
             elsewhere = sorted((info[o] for o in same_story[key] if o in info), key=lambda a: (a["date"], a["doc_id"]),
                                reverse=True)
             passage.also_in = elsewhere[:ALSO_IN_MAX]
+        urls = self.index.db.urls(p.doc_id for p in out)
+        for passage in out:
+            passage.url = urls.get(passage.doc_id, "")
         return out
 
 

@@ -93,7 +93,16 @@ def _first_line_title(text: str) -> str | None:
 def replace_entries(corpus: Path, entries: dict[str, dict[str, str] | None], backups: Path | None = None) -> None:
     """Rewrite the catalog with these doc_ids' entries replaced (``None``: dropped), everything else
     kept as written (comments too); a dropped entry's text is saved under ``backups`` first. The
-    catalog is replaced atomically and only when the result parses to exactly what was asked."""
+    catalog is replaced atomically and only when the result parses to exactly what was asked; one
+    writer at a time (uploads and feed polls may run at once, in one process or several)."""
+    import fcntl
+
+    with open(corpus / ".catalog.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _replace_entries(corpus, entries, backups)
+
+
+def _replace_entries(corpus: Path, entries: dict[str, dict[str, str] | None], backups: Path | None) -> None:
     path = corpus / CATALOG
     old = path.read_text(encoding="utf-8") if path.is_file() else ""
     try:  # as written (read_catalog may clean values)

@@ -223,6 +223,14 @@ class ChunkDB:
                                                         "publisher": r["publisher"], "date": r["date"]}
         return out
 
+    def urls(self, doc_ids: Iterable[str]) -> dict[str, str]:
+        """The catalog url of these bulletins, where they have one (a feed entry's page, say)."""
+        out: dict[str, str] = {}
+        for marks, docs in _in_lists(sorted(set(doc_ids))):
+            q = f"SELECT doc_id, url FROM bulletins WHERE doc_id IN ({marks}) AND url IS NOT NULL AND url != ''"
+            out.update({r["doc_id"]: r["url"] for r in self.conn.execute(q, docs)})
+        return out
+
     # key/value facts about the data directory ------------------------------------
     def meta(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()

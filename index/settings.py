@@ -57,6 +57,13 @@ class Settings(BaseSettings):
 
     auth: str | None = None
 
+    # News feeds (index/feeds.py): each fetch, of a feed or an entry's page, within these bounds.
+    feed_interval: float = 1800.0  # s between polls of a feed, unless its own is given
+    feed_min_interval: float = 300.0  # s; no feed is polled more often (the publisher's server is not ours)
+    feed_timeout: float = 20.0  # s for one whole fetch
+    feed_max_bytes: int = 10 * 1024 * 1024
+    feed_max_redirects: int = 5
+
     # Fault injection for the crash-safety tests only: the update SIGKILLs itself at this point
     # ("embedding", "after-chroma", "record-manager", "before-bm25").
     crash_at: str | None = None

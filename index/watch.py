@@ -7,7 +7,9 @@ A watcher announces itself by holding a lock on ``watch.lock`` in the data direc
 file says its pid and corpus folder); the lock goes with the process, so a killed watcher
 is never taken for a live one. It polls the corpus folders' modification times every
 ``QUICK_S`` (a file created, renamed or deleted changes them) and updates at once when
-they change, and updates anyway every ``interval`` seconds (a file edited in place)."""
+they change, and updates anyway every ``interval`` seconds (a file edited in place). Beside it, a
+thread polls the news feeds that are due (``index.feeds``): what they write lands in the corpus
+folder, where the watch loop sees it like any other new file."""
 
 from __future__ import annotations
 
@@ -22,18 +24,23 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from index.errors import UpdateBusy, UserError
+from index.feeds import FeedBook, PollResult
 from index.indexer import ADD_WAITS_S, Index, UpdateReport
 
 QUICK_S = 0.2
 HANDOFF_TIMEOUT_S = 600.0
+FEED_CHECK_S = 2.0  # how often the feed thread looks for feeds that are due (reading a small JSON file)
 
 
 class Watcher:
     """The watch loop of one index; a second watcher of the same data directory is refused."""
 
-    def __init__(self, index: Index, interval: float = 5.0) -> None:
+    def __init__(self, index: Index, interval: float = 5.0,
+                 on_feed: Callable[[PollResult], None] | None = None) -> None:
         self.index = index
         self.interval = interval
+        self.on_feed = on_feed  # None: feeds are not polled
+        self.stop = threading.Event()
         self.corpus = index.settings.corpus
         self._lock = index.settings.home / "watch.lock"
         self._fh: Any = None
@@ -54,6 +61,7 @@ class Watcher:
         return self
 
     def __exit__(self, *_: object) -> None:
+        self.stop.set()
         self._fh.seek(0)
         self._fh.truncate()
         fcntl.flock(self._fh, fcntl.LOCK_UN)
@@ -63,6 +71,9 @@ class Watcher:
         """Update at once when the corpus folders change, else every ``interval`` s; until interrupted."""
         seen: object = None
         due = 0.0
+        if self.on_feed is not None:
+            threading.Thread(target=poll_feeds_forever, args=(FeedBook(self.index.settings), self.on_feed, self.stop),
+                             name="stdnews-feeds", daemon=True).start()
         while True:
             stamp = corpus_stamp(self.corpus)
             if stamp != seen or time.monotonic() >= due:
@@ -95,15 +106,48 @@ def report_printer(out: TextIO = sys.stdout, prefix: str = "") -> Callable[[Upda
     return show
 
 
+def poll_feeds_forever(book: FeedBook, on_result: Callable[[PollResult], None], stop: threading.Event) -> None:
+    """Poll each feed when it is due, until ``stop``; a feed's failure is its result, never the thread's end."""
+    while not stop.is_set():
+        try:
+            for name in book.due():
+                if stop.is_set():
+                    break
+                on_result(book.poll_one(name))
+        except Exception as exc:  # the state file unreadable, the catalog broken: say so, try again later
+            print(f"feeds: error: {exc}", file=sys.stderr, flush=True)
+            stop.wait(60)
+        stop.wait(FEED_CHECK_S)
+
+
+def feed_printer(out: TextIO = sys.stdout, prefix: str = "") -> Callable[[PollResult], None]:
+    """Prints each feed poll that wrote bulletins, its notes, and each feed's error when it changes."""
+    errors: dict[str, str | None] = {}
+
+    def show(result: PollResult) -> None:
+        if result.written:
+            print(f"{prefix}{result.line()}", file=out, flush=True)
+            for note in result.notes:
+                print(f"{prefix}  note: {note}", file=out, flush=True)
+        if result.error and errors.get(result.name) != result.error:
+            print(f"{prefix}{result.line()}", file=sys.stderr, flush=True)
+        elif not result.error and errors.get(result.name):
+            print(f"{prefix}feed {result.name}: reads again", file=out, flush=True)
+        errors[result.name] = result.error
+
+    return show
+
+
 def watch_in_background(index: Index, on_report: Callable[[UpdateReport], None],
-                        interval: float = 5.0) -> threading.Thread:
+                        interval: float = 5.0, on_feed: Callable[[PollResult], None] | None = None
+                        ) -> threading.Thread:
     """What ``stdnews chat`` runs beside the server: warm the update path, then watch the corpus
     (so ``index add`` hands over to the app and dropped files are indexed) unless another watcher
     already does; that is said once on stderr. A daemon thread: it ends with the process."""
     def run() -> None:
         index.warm(update=True)
         try:
-            with Watcher(index, interval) as watcher:
+            with Watcher(index, interval, on_feed) as watcher:
                 watcher.run(on_report)
         except UserError as exc:
             print(f"note: not watching the corpus folder: {exc}", file=sys.stderr, flush=True)
@@ -147,20 +191,32 @@ def hand_over(index: Index, files: Sequence[Path], timeout: float = HANDOFF_TIME
     refused files first. When the watcher stops before indexing them, this process updates instead."""
     since = time.time()
     placed, refused = index.place(files)
+    report = settle(index, placed, since, timeout)
+    report.failed[:0] = refused
+    return report
+
+
+def settle(index: Index, doc_ids: Sequence[str], since: float, timeout: float = HANDOFF_TIMEOUT_S,
+           progress: bool = False) -> UpdateReport:
+    """The index brought up to these bulletins, written into the corpus since ``since``: by the running
+    watcher when there is one (this process waits for its updates, loading no model), else here."""
     report = UpdateReport(kind="add")
+    if running_watcher(index) is None:
+        report = index.update(progress=progress, wait=ADD_WAITS_S)
+        index.account(report, doc_ids, since)  # a watcher that started meanwhile may have done some
+        return report
     deadline = time.monotonic() + timeout
-    while waiting := index.account(report, placed, since):
+    while waiting := index.account(report, doc_ids, since):
         if running_watcher(index) is None:  # it stopped: index them here
-            report.absorb(index.update(progress=False, kind="add", wait=ADD_WAITS_S))
+            report.absorb(index.update(progress=progress, kind="add", wait=ADD_WAITS_S))
             break
         if time.monotonic() > deadline:
             late = "is in the corpus; the running watcher has not indexed it yet"
             report.failed += [(d, late) for d in sorted(waiting)]
             break
         time.sleep(0.05)
-    if not report.files:  # every file was refused: the index is as it was
+    if not report.files:  # nothing was indexed: the index is as it was
         report.files = report.unchanged = len(index.db.bulletins())
-    report.failed[:0] = refused
     return report
 
 
