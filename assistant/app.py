@@ -192,7 +192,7 @@ class ChatApp:
     # library ---------------------------------------------------------------
     def refresh(self) -> tuple[Any, ...]:
         """Everything that shows what the index holds: header, filters, table, last update,
-        facet lists, what's new (back to the last update's), same-story groups."""
+        facet lists, what's new (back to the last update's, unfiltered), same-story groups."""
         st = self.index.status()
         docs = st["documents"]
         publishers = sorted({d["publisher"] for d in docs if d.get("publisher")})
@@ -208,16 +208,22 @@ class ChatApp:
                 gr.update(choices=org_choices),
                 self.whats_new(None),
                 gr.update(value=None),
-                ui.duplicates_html(st["duplicates"]))
+                ui.duplicates_html(st["duplicates"]),
+                gr.update(choices=standard_choices, value=[]),  # What's new's own filters, reset with its date
+                gr.update(choices=org_choices, value=[]))
 
-    def whats_new(self, since: str | None = None) -> str:
-        """What the last update added, or everything added since a date (YYYY-MM-DD)."""
+    def whats_new(self, since: str | None = None, standards: list[str] | None = None,
+                  orgs: list[str] | None = None) -> str:
+        """What the last update added, or everything added since a date (YYYY-MM-DD): one entry per story
+        (``stdnews digest``), only stories naming any of ``standards`` (any spelling) and of ``orgs``."""
+        from assistant.digest import build, panel_items
+
         since = (since or "").strip() or None
         try:
-            items = self.index.whats_new(since)
+            d = build(self.index, since, [s for s in standards or [] if s.strip()], orgs or [])
         except UserError as exc:
-            return _message(str(exc).replace("--since", "Added since"), ok=False)
-        return ui.whats_new_html(items, since)
+            return _message(plain(UserError(str(exc).replace("--since", "Added since"))), ok=False)
+        return ui.whats_new_html(panel_items(d), since, about=d.about())
 
     def add(self, files: list[str] | None, publisher: str, date: str, title: str, replace: bool = False,
             progress: Any = None) -> tuple[Any, ...]:

@@ -255,7 +255,8 @@ def cmd_whats_new(args: argparse.Namespace) -> int:
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
-    from assistant.digest import build, render
+    from assistant.digest import build
+    from assistant.digest_format import render
     from index.indexer import Index
 
     print(render(build(Index(settings_from(args)), args.since, args.standard, args.org), args.format))

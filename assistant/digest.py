@@ -6,7 +6,6 @@ near-duplicate pairs of ``index.dedupe``; the chat window's What's new panel fil
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -21,7 +20,6 @@ from index.identifiers import find_identifiers, find_orgs
 from index.indexer import Index
 from index.split import BYLINE
 
-FORMATS = ("text", "md", "json")
 OTHER = "Other news"  # the group of stories that name no standard or committee
 _PLAIN_TC = re.compile(r"^TC \d+$")
 _SENTENCE_END = re.compile(r"[.!?][\"”’)]?$")
@@ -285,53 +283,13 @@ def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts).isoformat(timespec="seconds") if ts else None
 
 
-# rendering ------------------------------------------------------------------------------------
-def render(d: Digest, fmt: str = "text") -> str:
-    """The digest as plain text, Markdown or JSON; an empty one says so in one line (JSON: the object)."""
-    if fmt == "json":
-        return json.dumps(d.to_json(), ensure_ascii=False, indent=2)
-    about = d.about()
-    if not d.groups:
-        unseen = f" (no indexed bulletin names {' or '.join(d.unseen)} yet)" if d.unseen else ""
-        return f"nothing new{' ' + about if about else ''} {d.window()}{unseen}"
-    md = fmt == "md"
-    stories = d.stories
-    n_new = sum(sum(s.new for s in st.sources) for st in stories)
-    head = (f"{len(stories)} stor{'y' if len(stories) == 1 else 'ies'} ({n_new} article{'s' * (n_new != 1)})"
-            f"{' ' + about if about else ''} {d.window()}")
-    lines = [f"# Digest: {head}" if md else f"Digest: {head}"]
-    for g in d.groups:
-        lines += ["", f"## {g.label}" if md else f"== {g.label} =="]
-        for st in g.stories:
-            lines += _story_md(st) if md else _story_text(st)
-    return "\n".join(lines)
-
-
-def _story_text(st: Story) -> list[str]:
-    out = ["", f"* {st.date or '????-??-??'}  {st.title}"]
-    if st.lead:
-        out.append(f"  {st.lead}")
-    if len(st.standards) > 1:
-        out.append(f"  also names: {', '.join(st.standards[1:])}")
-    for s in st.sources:
-        cite = f"{s.publisher or 'publisher unknown'}, {s.date or 'date unknown'}, \"{s.title}\" [{s.doc_id}]"
-        out.append(f"  - {cite}{' ' + s.url if s.url else ''}{'' if s.new else ' (reported earlier)'}")
-    return out
-
-
-def _story_md(st: Story) -> list[str]:
-    out = ["", f"### {_md(st.title)}", ""]
-    if st.lead:
-        out += [f"> {_md(st.lead)}", ""]
-    if len(st.standards) > 1:
-        out += [f"Also names: {', '.join(_md(s) for s in st.standards[1:])}", ""]
-    for s in st.sources:
-        title = f"[{_md(s.title)}]({s.url})" if s.url else f"“{_md(s.title)}”"
-        out.append(f"- {title}: {_md(s.publisher or 'publisher unknown')}, {s.date or 'date unknown'},"
-                   f" `{s.doc_id}`{'' if s.new else ' (reported earlier)'}")
-    return out
-
-
-def _md(text: str) -> str:
-    """Bulletin text in Markdown as text: its markup characters escaped."""
-    return re.sub(r"([\\`*_\[\]<>#|])", r"\\\1", text)
+def panel_items(d: Digest) -> list[dict[str, Any]]:
+    """One entry per story for the chat window's What's new panel (``ui_render.whats_new_html``): its first
+    new report with the story's lead, and its other reports under ``also``; newest first."""
+    out = []
+    for st in d.stories:
+        first = next(s for s in st.sources if s.new)
+        out.append({"doc_id": first.doc_id, "title": st.title, "date": first.date, "publisher": first.publisher,
+                    "url": first.url, "lead": st.lead, "added_at": first.added_at,
+                    "also": [asdict(s) for s in st.sources if s is not first]})
+    return sorted(out, key=lambda a: (a["date"] or "", a["added_at"] or 0), reverse=True)

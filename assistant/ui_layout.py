@@ -83,12 +83,20 @@ def layout(app: ChatApp, examples: list[str]) -> gr.Blocks:
                     sources = gr.HTML(ui.sources_placeholder(st["bulletins"]), elem_id="sn-sources")
             with gr.Tab("Library", id="library"), gr.Row(equal_height=False):
                 with gr.Column(scale=3):
-                    gr.Markdown("**What's new** · the last update's articles, or all added since a date")
+                    gr.Markdown("**What's new** · the last update's stories (one that several bulletins told, once),"
+                                " or all added since a date; narrow them to standards or organisations")
                     with gr.Row(equal_height=False, elem_id="sn-new-row"):
                         added_since = gr.DateTime(None, include_time=False, type="string", label="Added since",
                                                   scale=2, elem_id="sn-added-since")
                         show_new = gr.Button("Show", size="sm", scale=1, min_width=80, elem_id="sn-show-new")
                         last_new = gr.Button("Last update", size="sm", scale=1, min_width=80)
+                    with gr.Row(equal_height=False, elem_id="sn-new-filters"):  # as `stdnews digest` filters
+                        new_standards = gr.Dropdown(label="Standards & committees", choices=standard_choices,
+                                                    multiselect=True, allow_custom_value=True, scale=1,
+                                                    elem_id="sn-new-standards", info="any spelling; none: all")
+                        new_orgs = gr.Dropdown(label="Organisations", choices=org_choices, multiselect=True,
+                                               allow_custom_value=True, scale=1, elem_id="sn-new-orgs",
+                                               info="named, or publishing; none: all")
                     whats_new = gr.HTML(app.whats_new(None), elem_id="sn-whats-new")
                     gr.Markdown("**Library**")
                     table = gr.HTML(ui.library_html(docs), elem_id="sn-table")
@@ -119,7 +127,7 @@ def layout(app: ChatApp, examples: list[str]) -> gr.Blocks:
                     remove_msg = gr.HTML(elem_id="sn-remove-msg", min_height=40)
 
         refreshed = [status, publisher, bulletins, table, last, to_remove, standards, orgs, whats_new, added_since,
-                     dups]
+                     dups, new_standards, new_orgs]
         chat_in = [question, chatbot, turns, since, until, publisher, bulletins, k, standards, orgs, as_of]
         chat_out = [chatbot, sources, turns, question, feedback_box]
         chat_opts: dict[str, Any] = {"show_progress": "hidden",  # the chat shows its own "Searching…"
@@ -149,10 +157,12 @@ def layout(app: ChatApp, examples: list[str]) -> gr.Blocks:
         remove_no.click(lambda: gr.update(visible=False), None, confirm_row, api_visibility="private")
         remove_yes.click(app.remove, to_remove, [remove_msg, confirm_row, *refreshed], api_name="remove_bulletin",
                          concurrency_limit=1, concurrency_id="library", show_progress_on=remove_msg)
-        show_new.click(app.whats_new, added_since, whats_new, api_name="whats_new", show_progress="hidden")
-        added_since.change(app.whats_new, added_since, whats_new, api_visibility="private", show_progress="hidden")
-        last_new.click(lambda: (None, app.whats_new(None)), None, [added_since, whats_new], api_visibility="private",
-                       show_progress="hidden")
+        new_in = [added_since, new_standards, new_orgs]
+        show_new.click(app.whats_new, new_in, whats_new, api_name="whats_new", show_progress="hidden")
+        for part in new_in:
+            part.change(app.whats_new, new_in, whats_new, api_visibility="private", show_progress="hidden")
+        last_new.click(lambda s, o: (None, app.whats_new(None, s, o)), new_in[1:], [added_since, whats_new],
+                       api_visibility="private", show_progress="hidden")
         demo.load(app.refresh, None, refreshed, api_name="library", show_progress="hidden")
         gr.api(app.ask, api_name="ask", concurrency_limit=ANSWER_SLOTS, concurrency_id="answer")
     return demo

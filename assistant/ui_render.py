@@ -217,16 +217,19 @@ def last_update_html(last: dict[str, Any] | None) -> str:
             f'embedded {_n(last.get("embedded", 0), "passage")}</span></div><div>{summary}</div>{new}</div>')
 
 
-def whats_new_html(items: Sequence[dict[str, Any]], since: str | None = None, shown: int = 8) -> str:
-    """Articles that updates added (``Index.whats_new``): headline, date, publisher, lead sentence."""
+def whats_new_html(items: Sequence[dict[str, Any]], since: str | None = None, shown: int = 8, about: str = "") -> str:
+    """Stories that updates added (``assistant.digest.panel_items``): headline, date, publisher, lead sentence,
+    and the story's other reports; ``about``: the filters in words ("about ISO/IEC 30145, naming ITU")."""
+    topic = f" {esc(about)}" if about else ""
     if since:
-        head = f"Added since {esc(since)}"
-        sub = _n(len(items), "article")
+        head = f"Added since {esc(since)}{topic}"
+        sub = f"{len(items)} {'story' if len(items) == 1 else 'stories'}"
     else:
-        head = "Added by the last update"
+        head = f"Added by the last update{topic}"
         sub = _when(items[0]["added_at"]) if items else ""
     if not items:
-        empty = (f"Nothing was added on or after {esc(since)}." if since
+        empty = (f"Nothing{topic} was added on or after {esc(since)}." if since
+                 else f"The last update added nothing{topic}." if about
                  else "No update has added articles yet (or they have been removed since).")
         return (f'<div class="sn-whats-new"><div class="sn-whats-new-head">{head}</div>'
                 f'<div class="sn-sources-empty">{empty}</div></div>')
@@ -237,8 +240,12 @@ def whats_new_html(items: Sequence[dict[str, Any]], since: str | None = None, sh
                 f'<code>{esc(a["doc_id"])}</code>']
         if since:
             meta.append(f"added {_when(a['added_at'])}")
+        also = "; ".join(f'{esc(o.get("publisher") or "publisher unknown")}'
+                         f'{" · " + esc(o["date"]) if o.get("date") else ""} (<code>{esc(o["doc_id"])}</code>'
+                         f'{"" if o.get("new", True) else ", earlier"})' for o in a.get("also") or ())
         lis.append(f'<li><div class="sn-new-title">{esc(a["title"])}</div><div class="sn-meta">{" · ".join(meta)}'
-                   f'</div><div class="sn-lead">{esc(a.get("lead") or "")}</div></li>')
+                   f'</div><div class="sn-lead">{esc(a.get("lead") or "")}</div>'
+                   + (f'<div class="sn-meta sn-also">also reported by {also}</div>' if also else "") + '</li>')
     more = (f'<details><summary class="sn-sub">and {len(lis) - shown} more</summary><ul class="sn-new">'
             f'{"".join(lis[shown:])}</ul></details>') if len(lis) > shown else ""
     return (f'<div class="sn-whats-new"><div class="sn-whats-new-head">{head}<span class="sn-sub">{sub}</span></div>'

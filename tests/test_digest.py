@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -231,3 +232,81 @@ def test_bad_input_is_one_line_and_exit_2(indexed, args: list[str], says: str) -
 def test_since_and_last_poll_exclude_each_other(indexed) -> None:  # noqa: ANN001
     out = stdnews(indexed.settings.home, "digest", "--since", "2026-01-01", "--last-poll")
     assert out.returncode == 2 and "not allowed with argument" in out.stderr and "Traceback" not in out.stderr
+
+
+# The chat window's What's new panel: the same filters ------------------------------------------
+@pytest.fixture(scope="module")
+def served(indexed) -> Iterator[Any]:  # noqa: ANN001
+    """The chat window over the digest index, on loopback."""
+    from assistant.app import build_app, launch
+    from assistant.pipeline import Assistant
+    from tests.servers import free_port
+
+    bot = Assistant(indexed.settings, index=indexed)
+    demo = build_app(bot)
+    url = launch(demo, "127.0.0.1", free_port())
+    try:
+        yield url
+    finally:
+        demo.close()
+
+
+def test_whats_new_panel_filters_through_the_app(served: str) -> None:
+    from gradio_client import Client
+
+    client = Client(served, verbose=False)
+    last = client.predict("", [], [], api_name="/whats_new")  # the last update: two stories
+    assert "Added by the last update" in last and "JTC 1/WG 11 plans its autumn plenary" in last
+    assert "ISO/IEC 30145-3 in brief" in last
+    assert "also reported by CESI · 2026-02-12 (<code>cesi-weekly-30145</code>, earlier)" in last
+    everything = client.predict("2000-01-01", [], [], api_name="/whats_new")
+    assert everything.count("<code>cesi-weekly-30145</code>") == 1, "one story, once"
+    assert "ISO/IEC 30145-3 published" in everything and "also reported by CESI · 2026-02-12" in everything
+    about = client.predict("2000-01-01", ["ISO IEC 30145"], [], api_name="/whats_new")
+    assert "Added since 2000-01-01 about ISO IEC 30145" in about and "1 story" in about
+    assert "ISO/IEC 30145-3 published" in about and "Y.4903" not in about and "workshop" not in about
+    by_org = client.predict("2000-01-01", [], ["ANSI"], api_name="/whats_new")
+    assert "Standards workshop on accessible city services" in by_org and "Y.4903" not in by_org
+    none = client.predict("", ["ITU-T Y.4903"], [], api_name="/whats_new")
+    assert "The last update added nothing about ITU-T Y.4903." in none
+    bad = client.predict("", ["smart things"], [], api_name="/whats_new")
+    assert "sn-bad" in bad and "Standards &amp; committees: &#x27;smart things&#x27; is not a standard" in bad
+    assert "is not one I recognise" in client.predict("", [], ["Acme Club"], api_name="/whats_new")
+    assert "Added since &#x27;soon&#x27; is not a date; use YYYY-MM-DD" in client.predict("soon", [], [],
+                                                                                          api_name="/whats_new")
+    library = client.predict(api_name="/library")  # the load event fills the panel's own filter lists
+    assert "ISO/IEC 30145-3" in [value for _, value in library[11]["choices"]]
+    assert "ANSI" in [value for _, value in library[12]["choices"]]
+
+
+@pytest.mark.slow
+def test_whats_new_panel_filters_in_the_browser(served: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_browser import ARGS, CHROMIUM, WAIT
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            page.goto(served)
+            page.get_by_role("tab", name="Library").click()
+            panel = "#sn-whats-new"
+            page.wait_for_function(f"document.querySelector('{panel}')?.innerText.includes('autumn plenary')",
+                                   timeout=WAIT)
+            assert "ISO/IEC 30145-3 in brief" in page.inner_text(panel)
+            page.fill("#sn-added-since input", "2000-01-01")
+            page.click("#sn-show-new")
+            page.wait_for_function(f"document.querySelector('{panel}')?.innerText.includes('Added since 2000-01-01')",
+                                   timeout=WAIT)
+            assert "Standards workshop on accessible city services" in page.inner_text(panel)
+            page.click("#sn-new-standards input")
+            page.keyboard.type("ISO/IEC 30145-3")
+            page.keyboard.press("Enter")
+            page.wait_for_function(f"document.querySelector('{panel}')?.innerText.includes('about ISO/IEC 30145-3')",
+                                   timeout=WAIT)
+            text = page.inner_text(panel)
+            assert "ISO/IEC 30145-3 published" in text and "workshop" not in text and "Y.4903" not in text
+            assert "also reported by CESI" in text
+        finally:
+            browser.close()
