@@ -13,6 +13,8 @@ def render(d: Digest, fmt: str = "text") -> str:
     if fmt == "json":
         return json.dumps(d.to_json(), ensure_ascii=False, indent=2)
     about = d.about()
+    if not d.groups and not d.since and d.last_update_at is None:
+        return "nothing new: no update has added articles yet (or they have been removed since)"
     if not d.groups:
         unseen = f" (no indexed bulletin names {' or '.join(d.unseen)} yet)" if d.unseen else ""
         return f"nothing new{' ' + about if about else ''} {d.window()}{unseen}"

@@ -229,6 +229,15 @@ def test_bad_input_is_one_line_and_exit_2(indexed, args: list[str], says: str) -
     assert len(out.stderr.strip().splitlines()) == 1 and out.stderr.startswith(says), out.stderr
 
 
+def test_an_index_nothing_was_added_to_says_so(tmp_path: Path) -> None:
+    for fmt in ("text", "md"):
+        out = stdnews(tmp_path / "empty-home", "digest", "--format", fmt)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout == "nothing new: no update has added articles yet (or they have been removed since)\n"
+    out = stdnews(tmp_path / "empty-home", "digest", "--format", "json")
+    assert json.loads(out.stdout)["groups"] == []
+
+
 def test_since_and_last_poll_exclude_each_other(indexed) -> None:  # noqa: ANN001
     out = stdnews(indexed.settings.home, "digest", "--since", "2026-01-01", "--last-poll")
     assert out.returncode == 2 and "not allowed with argument" in out.stderr and "Traceback" not in out.stderr
