@@ -8,7 +8,13 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install chat index test test-deps eval-gate lint clean
+.PHONY: install install-local-llm chat index test test-deps eval-gate lint clean
+
+# make chat LLM=local: answers written by the packaged instruction model (offline; LLM_SIZE=0.5b for the
+# smaller one). Other values (openai, ollama, llamacpp) pass through to --llm with their own settings.
+LLM ?=
+LLM_SIZE ?=
+CHAT_FLAGS := $(if $(LLM),--llm $(LLM)) $(if $(LLM_SIZE),--llm-size $(LLM_SIZE))
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,8 +28,12 @@ install: $(STAMP)
 index: install
 	$(BIN)/stdnews index update   # incremental: a no-op when nothing changed
 
-chat: index
-	$(BIN)/stdnews chat
+install-local-llm: install
+	bash .ci/llama.sh $(BIN)
+	$(BIN)/pip install -q -e ".[local-llm]"
+
+chat: index $(if $(filter local,$(LLM)),install-local-llm)
+	$(BIN)/stdnews chat $(CHAT_FLAGS)
 
 test-deps: install
 	bash .ci/test-deps.sh $(BIN)

@@ -11,7 +11,14 @@ from typing import Protocol
 from assistant.retrieve import Passage
 
 History = Sequence[tuple[str, str]]
-OnDelta = Callable[[str], None]
+
+
+class Quote(str):
+    """The extractive answer sent ahead of a written one (``on_delta`` gets it first, whole): shown at
+    once as a quote, replaced when the written answer is done."""
+
+
+OnDelta = Callable[[str], None]  # text as it is written; a ``Quote`` first where a written answer follows
 
 REFUSAL = "The indexed bulletins do not cover this question."
 _CITE = re.compile(r"\[(\d{1,3})\]")
@@ -26,6 +33,7 @@ class Draft:
     refused: bool = False
     notes: list[str] = field(default_factory=list)
     quotes: dict[int, list[str]] = field(default_factory=dict)  # passage number -> sentences used
+    answerer: str | None = None  # who wrote it, where an answerer hands over to another (LLM -> extractive)
 
 
 class Answerer(Protocol):
@@ -34,7 +42,7 @@ class Answerer(Protocol):
     name: str
 
     def answer(self, question: str, passages: Sequence[Passage], history: History,
-               on_delta: OnDelta | None = None) -> Draft: ...
+               on_delta: OnDelta | None = None, as_of: str | None = None) -> Draft: ...
 
 
 @dataclass

@@ -19,6 +19,7 @@ from typing import Any
 import gradio as gr
 
 from assistant import ui_render as ui
+from assistant.answer import Quote
 from assistant.facets import facets, normalise_orgs
 from assistant.feedback import FeedbackStore, feedback_path
 from assistant.library import add_bulletins, remove_bulletin
@@ -127,16 +128,20 @@ class ChatApp:
         messages += [{"role": "user", "content": ui.user_html(question)},
                      {"role": "assistant", "content": ui.pending_html()}]
         yield messages, gr.skip(), turns, "", gr.update(visible=False)
-        text, result = "", None
+        text, quote, result = "", None, None
         try:
             for item in self.bot.stream(question, history=history, k=_passages(k),  # type: ignore[arg-type]
                                         filters=filters):
                 if isinstance(item, AskResult):
                     result = item
+                    continue
+                if isinstance(item, Quote):  # shown at once; the written answer streams in below it
+                    quote = str(item)
                 else:
                     text += item
-                    messages[-1] = {"role": "assistant", "content": ui.streaming_html(text)}
-                    yield messages, gr.skip(), turns, gr.skip(), gr.skip()
+                shown = ui.streaming_html(text) if quote is None else ui.quote_html(quote, text)
+                messages[-1] = {"role": "assistant", "content": shown}
+                yield messages, gr.skip(), turns, gr.skip(), gr.skip()
         except Exception as exc:  # an LLM server gone away, a broken index: say so in the chat
             said = plain(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
             messages[-1] = {"role": "assistant", "content": ui.error_html(said)}

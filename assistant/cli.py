@@ -147,13 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _llm_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--llm", choices=["none", "openai", "ollama", "llamacpp"], default=argparse.SUPPRESS)
+    p.add_argument("--llm", choices=["none", "local", "openai", "ollama", "llamacpp"], default=argparse.SUPPRESS,
+                   help="who writes the answer: none (quotes, the default), local (the packaged model, offline)...")
+    p.add_argument("--llm-size", choices=["1.5b", "0.5b"], default=argparse.SUPPRESS,
+                   help="the packaged model --llm local runs (default 1.5b)")
     p.add_argument("--llm-base-url", default=argparse.SUPPRESS)
     p.add_argument("--llm-model", default=argparse.SUPPRESS)
     p.add_argument("--llm-model-path", type=Path, default=argparse.SUPPRESS)
 
 
-_SETTING_FLAGS = ("home", "chroma_url", "config", "corpus", "auth", "llm", "llm_base_url", "llm_model",
+_SETTING_FLAGS = ("home", "chroma_url", "config", "corpus", "auth", "llm", "llm_size", "llm_base_url", "llm_model",
                   "llm_model_path")
 
 
@@ -311,6 +314,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     history: list[tuple[str, str]] = []
+    from assistant.answer import Quote  # the terminal shows the written answer as it comes, not the quote first
     if args.history:
         try:
             history = [tuple(t) for t in json.loads(args.history.read_text())]  # type: ignore[misc]
@@ -325,7 +329,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return 0
     live = bot.answerer.name != "extractive"  # only an LLM streams in pieces worth watching
     result = bot.ask(args.question, history=history, k=args.k, filters=filters,
-                     on_delta=(lambda d: print(d, end="", flush=True)) if live else None)
+                     on_delta=(lambda d: isinstance(d, Quote) or print(d, end="", flush=True)) if live else None)
     if live:
         print("\n")  # the checked answer below renumbers citations to the sources list
     print(result.answer)

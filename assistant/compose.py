@@ -51,8 +51,8 @@ class ExtractiveAnswerer:
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()  # sentence -> vector
 
     def answer(self, question: str, passages: Sequence[Passage], history: History = (),
-               on_delta: OnDelta | None = None) -> Draft:
-        draft = self.draft(question, passages, history)
+               on_delta: OnDelta | None = None, as_of: str | None = None) -> Draft:
+        draft = self.draft(question, passages, history)  # the time frame is already in the passages' order
         if on_delta:
             on_delta(draft.text)
         return draft

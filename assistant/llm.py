@@ -5,7 +5,10 @@ unreachable or failing server gives its answer plus a one-line note)."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -20,7 +23,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import PrivateAttr
 
 from assistant import prompt
-from assistant.answer import Draft, History, OnDelta
+from assistant.answer import REFUSAL, Draft, History, OnDelta, Quote
 from assistant.compose import ExtractiveAnswerer
 from assistant.evidence import sentences
 from assistant.question import standalone
@@ -32,32 +35,49 @@ from index.tokenize import tokens
 __all__ = ["BACKENDS", "LLMAnswerer", "LlamaCppChat", "make_llm_answerer"]
 
 MAX_TOKENS = 256
+EXCERPT_CHARS = 1000  # what --llm local reads: ~300 tokens, ~5 s of prompt for the 1.5B model on 2 cores
 _MULTI = re.compile(r"\[(?:passages?|sources?|refs?\.?)?\s*(\d{1,3}(?:\s*(?:[,;]|and|-|–)\s*\d{1,3})*)\s*\]", re.I)
 _CITE = re.compile(r"\[(\d{1,3})\]")
 _SENT = re.compile(r"(?<=[.!?])\s+")
+_AFTER_STOP = re.compile(r"\s*([.!?])\s*((?:\[\d{1,3}\]\s*)+)(?=\s|$)")
+_NOT_FOUND = re.compile(r"not (?:in|found in|covered by|mentioned in) the (?:bulletins|passages)|"
+                        r"(?:bulletins|passages) do not (?:say|answer|mention|hold|contain|cover)", re.I)
 
 
 class LLMAnswerer:
-    """Streams an LLM's cited answer; refuses and falls back exactly like the extractive path."""
+    """Streams an LLM's cited answer; refuses and falls back exactly like the extractive path.
+
+    The extractive answer is the gate (it refuses, the LLM is never asked) and the first thing shown
+    (a ``Quote`` through ``on_delta``); the written answer replaces it only when its citations check out.
+    With ``excerpt_chars`` the LLM reads the passages' best sentences (the extractive answerer's fitted
+    ranking) within that many characters instead of whole passages: a small CPU model's time to the
+    first word grows with every token it reads."""
 
     def __init__(self, chat: BaseChatModel, fallback: ExtractiveAnswerer, name: str = "llm",
-                 cooldown_s: float = 30.0, min_overlap: float = 0.5) -> None:
+                 cooldown_s: float = 30.0, min_overlap: float = 0.5, excerpt_chars: int | None = None,
+                 strict: bool = False) -> None:
         self.chat = chat
         self.fallback = fallback
         self.name = name
         self.cooldown_s = cooldown_s  # after a failure, skip the LLM this long instead of waiting again
         self.min_overlap = min_overlap
+        self.excerpt_chars = excerpt_chars
+        self.strict = strict  # a written answer whose citations do not check out is replaced by the quote
         self._down: tuple[float, str] | None = None  # (monotonic time, reason) of the last failure
 
     def answer(self, question: str, passages: Sequence[Passage], history: History = (),
-               on_delta: OnDelta | None = None) -> Draft:
+               on_delta: OnDelta | None = None, as_of: str | None = None) -> Draft:
         gate = self.fallback.draft(question, passages, history)
         if gate.refused or self._is_down():
             return self._fall_back(gate, on_delta, sent=False)
+        if on_delta and self.strict:
+            on_delta(Quote(gate.text))
+        excerpts = self._excerpts(question, passages, history) if self.excerpt_chars else None
         sent = False
         parts: list[str] = []
         try:
-            for chunk in self.chat.stream(prompt.answer_messages(question, passages, history)):
+            for chunk in self.chat.stream(prompt.answer_messages(question, passages, history, as_of=as_of,
+                                                                 excerpts=excerpts)):
                 delta = str(chunk.text)
                 if delta:
                     parts.append(delta)
@@ -72,7 +92,40 @@ class LLMAnswerer:
         text = tidy("".join(parts))
         if not text:
             return self._fall_back(gate, on_delta, sent, "LLM returned no text; extractive answer shown")
-        return self._draft(text, passages)
+        if _NOT_FOUND.search(text) and not _CITE.search(text):
+            return Draft(REFUSAL, refused=True, answerer=self.name,
+                         notes=["the written answerer found no answer in the passages"])
+        draft = self._draft(text, passages, question)
+        if self.strict and (problem := self._problem(text, passages, draft)):
+            return self._fall_back(gate, on_delta, sent, f"written answer not shown ({problem}); the quote stands")
+        return draft
+
+    def _excerpts(self, question: str, passages: Sequence[Passage], history: History) -> dict[int, list[str]]:
+        """The best sentences by passage number, in each passage's own order, within ``excerpt_chars``."""
+        cands = self.fallback.rank(self.fallback.candidates(question, passages, history)[3])
+        chosen: dict[int, list[str]] = {}
+        used = 0
+        for c in cands[:24]:
+            if used + len(c.text) > (self.excerpt_chars or 0) and used:
+                continue
+            chosen.setdefault(c.passage, []).append(c.text)
+            used += len(c.text)
+        order = {n: sentences(p.text) for n, p in enumerate(passages, 1)}
+        return {n: sorted(s, key=lambda x: order[n].index(x) if x in order[n] else 0) for n, s in chosen.items()}
+
+    def _problem(self, text: str, passages: Sequence[Passage], draft: Draft) -> str | None:
+        """Why a written answer's citations do not check out (None when they do)."""
+        cited = [int(n) for n in _CITE.findall(text)]
+        if not cited:
+            return "it cites no passage"
+        if outside := sorted({n for n in cited if not 1 <= n <= len(passages)}):
+            return f"it cites passages not given: {outside}"
+        bare = [s for s in _SENT.split(text) if s.strip() and not _CITE.search(s) and len(s.split()) > 2]
+        if bare:
+            return f"{len(bare)} sentence(s) without a citation"
+        if draft.notes:
+            return draft.notes[0]
+        return None
 
     def condense(self, question: str, history: History) -> str:
         """The follow-up rewritten by the LLM as a standalone question; the heuristic one when that fails."""
@@ -90,9 +143,11 @@ class LLMAnswerer:
             return standalone(question, history)
         return line
 
-    def _draft(self, text: str, passages: Sequence[Passage]) -> Draft:
+    def _draft(self, text: str, passages: Sequence[Passage], question: str = "") -> Draft:
         """The LLM's text with the passage sentences nearest each cited sentence as quotes, and a note
-        for sentences that share few words with the passages they cite."""
+        for sentences that share few words with the passages they cite (their titles and dates, and the
+        question the sentence may restate, count as shared)."""
+        asked = set(tokens(question))
         quotes: dict[int, list[str]] = {}
         weak = 0
         for sent in _SENT.split(text):
@@ -100,7 +155,8 @@ class LLMAnswerer:
             words = set(tokens(_CITE.sub("", sent)))
             if not nums or not words:
                 continue
-            cited = set().union(*(tokens(passages[n - 1].text) for n in nums))
+            cited = asked.union(*(tokens(" ".join(filter(None, (p.text, p.title, p.publisher, p.date))))
+                                  for p in (passages[n - 1] for n in nums)))
             if len(words & cited) / len(words) < self.min_overlap:
                 weak += 1
             for n in nums:
@@ -117,6 +173,7 @@ class LLMAnswerer:
             note = f"LLM unreachable ({self._down[1]}; retrying in {max(wait, 0):.0f} s); extractive answer shown"
         if note:
             gate.notes.insert(0, note)
+        gate.answerer = self.fallback.name
         if on_delta:
             on_delta(("\n\n" if sent else "") + gate.text)  # replaces any partial LLM text shown
         return gate
@@ -151,7 +208,10 @@ def tidy(text: str) -> str:
                 nums.append(int(lo))
         return "".join(f"[{n}]" for n in nums)
 
-    return _MULTI.sub(expand, text).strip()
+    text = _MULTI.sub(expand, text)
+    # "... in 2020. [1]": the marker belongs before the full stop, with the sentence it supports
+    text = _AFTER_STOP.sub(lambda m: f" {''.join(m.group(2).split())}{m.group(1)}", text)
+    return text.strip()
 
 
 def _unreachable() -> tuple[type[BaseException], ...]:
@@ -229,11 +289,56 @@ def _llamacpp(settings: Settings) -> tuple[BaseChatModel, str]:
     path = settings.llm_model_path
     if path is None or not Path(path).is_file():
         raise UserError(f"--llm llamacpp needs --llm-model-path FILE.gguf (got {path}); point it at a GGUF file")
-    return LlamaCppChat(model_path=str(path)), f"llamacpp:{Path(path).stem}"
+    return loaded(Path(path), settings.llm_threads), f"llamacpp:{Path(path).stem}"
+
+
+def _local(settings: Settings) -> tuple[BaseChatModel, str]:
+    """The packaged instruction model: joined and verified on first use, loaded once per process."""
+    from assistant.packaged import MODELS, model_file
+    from index.embed import default_models_dir
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise UserError("--llm local needs llama.cpp and the model parts: make install-local-llm "
+                        "(or bash .ci/llama.sh .venv/bin && pip install -e '.[local-llm]')")
+    bar: Any = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"joining the {settings.llm_size} model once",
+                       file=sys.stderr)
+        bar.update(done - bar.n)
+
+    try:
+        path = model_file(settings.llm_size, settings.models_dir or default_models_dir(), progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    return loaded(path, settings.llm_threads), f"local:{MODELS[settings.llm_size].name.removesuffix('.gguf')}"
+
+
+_LOADED: dict[tuple[str, int | None], LlamaCppChat] = {}
+_LOADING = threading.Lock()
+
+
+def loaded(path: Path, threads: int | None = None) -> LlamaCppChat:
+    """One llama.cpp model per file and process, shared by every answerer (the chat server's users
+    take turns on it); ``threads`` defaults to every core."""
+    key = (str(path.resolve()), threads)
+    with _LOADING:
+        if key not in _LOADED:
+            chat = LlamaCppChat(model_path=str(path), n_threads=threads or os.cpu_count())
+            # the first evaluation after a load pages the weights in (twice as slow); the fixed system
+            # prompt evaluated now is a prefix llama.cpp reuses for every question
+            chat.invoke(prompt.answer_messages("", []), max_tokens=1)
+            _LOADED[key] = chat
+        return _LOADED[key]
 
 
 BACKENDS: dict[str, Callable[[Settings], tuple[BaseChatModel, str]]] = {
-    "openai": _openai, "ollama": _ollama, "llamacpp": _llamacpp}
+    "local": _local, "openai": _openai, "ollama": _ollama, "llamacpp": _llamacpp}
 
 
 def make_llm_answerer(settings: Settings, fallback: ExtractiveAnswerer) -> LLMAnswerer:
@@ -241,6 +346,8 @@ def make_llm_answerer(settings: Settings, fallback: ExtractiveAnswerer) -> LLMAn
     if settings.llm not in BACKENDS:
         raise UserError(f"--llm {settings.llm!r} is not one of {', '.join(BACKENDS)}")
     chat, name = BACKENDS[settings.llm](settings)
+    if settings.llm == "local":  # the packaged CPU model: excerpts to read, and a quote shown first
+        return LLMAnswerer(chat, fallback, name=name, excerpt_chars=EXCERPT_CHARS, strict=True)
     return LLMAnswerer(chat, fallback, name=name)
 
 
@@ -280,7 +387,7 @@ class LlamaCppChat(BaseChatModel):
         chat = [{"role": roles.get(m.type, "user"), "content": m.text} for m in messages]
         with self._lock:  # one llama.cpp context, one generation at a time
             for part in self._llama.create_chat_completion(
-                    messages=chat, stream=True, stop=stop, max_tokens=self.max_tokens,
+                    messages=chat, stream=True, stop=stop, max_tokens=kwargs.get("max_tokens", self.max_tokens),
                     temperature=self.temperature):
                 delta = part["choices"][0]["delta"].get("content") or ""
                 if delta:

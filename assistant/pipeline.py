@@ -44,6 +44,7 @@ class AskResult:
             "question": self.question,
             "answer": self.answer,
             "refused": self.refused,
+            "answerer": self.answerer,
             "citations": [
                 {"n": n, "doc_id": p.doc_id, "title": p.title, "publisher": p.publisher, "date": p.date,
                  "chunk_id": p.chunk_id, "text": p.text, "also_in": p.also_in, "url": p.url}
@@ -126,7 +127,7 @@ class Assistant:
         query = self.condense(question, history)
         passages = self.retriever.search(query, k=k, filters=filters)
         t1 = time.perf_counter()
-        draft = self.answerer.answer(question, passages, history, on_delta)
+        draft = self.answerer.answer(question, passages, history, on_delta, as_of=(filters or Filters()).as_of)
         checked = check_citations(draft, passages)
         t2 = time.perf_counter()
         answer, as_of = checked.text, None
@@ -146,7 +147,7 @@ class Assistant:
             question=question, answer=answer, refused=draft.refused,
             citations=[] if draft.refused else checked.cited, quotes=[] if draft.refused else checked.quotes,
             passages=passages, query=query, notes=notes, unsupported=checked.unsupported,
-            answerer=self.answerer.name, as_of=as_of,
+            answerer=draft.answerer or self.answerer.name, as_of=as_of,
             timings_ms={"retrieval": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000},
         )
 

@@ -43,6 +43,27 @@ def streaming_html(text: str) -> str:
     return f'<div class="sn-answer sn-streaming">{esc(shown)}<span class="sn-caret"></span></div>'
 
 
+def quote_html(quote: str, written: str = "") -> str:
+    """The extractive answer shown at once, marked as a quote, with the written answer streaming below it."""
+    strip = re.compile(r"\s*\[\d{1,3}\]")
+    head = "Quoted from the bulletins; a written answer is on its way"
+    out = (f'<div class="sn-answer sn-quote"><div class="sn-quote-head">{head}</div>'
+           f'{esc(strip.sub("", quote))}</div>')
+    if written:
+        out += f'<div class="sn-answer sn-streaming">{esc(strip.sub("", written))}<span class="sn-caret"></span></div>'
+    return out
+
+
+def _answerer_line(result: AskResult) -> str:
+    """Who wrote the answer, where a written answer was asked for: the model, or why the quote stands."""
+    held = next((n for n in result.notes if n.startswith("written answer not shown")), None)
+    if held:
+        return f'<div class="sn-answerer">Quoted from the bulletins: {esc(held)}</div>'
+    if result.answerer != "extractive":
+        return f'<div class="sn-answerer">Written by {esc(result.answerer)} from the cited passages</div>'
+    return ""
+
+
 def answer_html(result: AskResult, turn: int) -> str:
     """The final answer: ``[n]`` as links to the source cards, or a refusal styled as one."""
     if result.refused:
@@ -59,7 +80,7 @@ def answer_html(result: AskResult, turn: int) -> str:
         return (f'<a class="sn-cite" href="#sn-src-{turn}-{n}" data-turn="{turn}" data-n="{n}"'
                 f' title="{esc(p.bulletin_title)}">[{n}]</a>')
 
-    return f'<div class="sn-answer">{_CITE.sub(link, esc(result.answer))}</div>'
+    return f'<div class="sn-answer">{_CITE.sub(link, esc(result.answer))}</div>{_answerer_line(result)}'
 
 
 def error_html(message: str) -> str:

@@ -15,6 +15,9 @@ CSS = """
 .sn-status { font-size: 0.82rem; color: var(--body-text-color-subdued); white-space: nowrap; }
 #sn-filters .sn-hint, .sn-hint { font-size: 0.78rem; color: var(--body-text-color-subdued); }
 .sn-answer { line-height: 1.55; }
+.sn-quote { border-left: 3px solid var(--border-color-primary); padding-left: 10px; opacity: .85; }
+.sn-quote-head, .sn-answerer { font-size: .8em; opacity: .7; margin-bottom: 4px; }
+.sn-answerer { margin: 6px 0 0 0; }
 a.sn-cite { display: inline-block; font-size: 0.74em; font-weight: 600; vertical-align: super; line-height: 1;
   padding: 1px 4px; margin: 0 1px; border-radius: 5px; text-decoration: none !important;
   background: var(--color-accent-soft); color: var(--color-accent) !important; cursor: pointer; }

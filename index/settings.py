@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     # onnx: the int8 export of the same model (2.6x the indexing throughput, a 5 s cold start
     # instead of 36 s, retrieval quality equal within noise: docs/benchmarks.md); torch: the model as shipped
     embed_backend: Literal["torch", "onnx"] = "onnx"
-    models_dir: Path | None = Field(None, description="cache of the ONNX export; default ~/.cache/stdnews/models")
+    models_dir: Path | None = Field(None, description="cache of the ONNX export and the joined local LLM; default ~/.cache/stdnews/models")
     embed_batch_size: int = 64
     index_batch_size: int = 256  # chunks per indexing-API batch (record manager round trip)
     chunk_max_chars: int = 900
@@ -48,7 +48,10 @@ class Settings(BaseSettings):
     max_k: int = 50
     max_history_turns: int = 20
 
-    llm: Literal["none", "openai", "ollama", "llamacpp"] = "none"
+    # local: the instruction model installed from PyPI (assistant/packaged.py), run in-process
+    llm: Literal["none", "local", "openai", "ollama", "llamacpp"] = "none"
+    llm_size: Literal["1.5b", "0.5b"] = "1.5b"  # which packaged model --llm local runs
+    llm_threads: int | None = None  # llama.cpp threads; default: every core
     llm_base_url: str | None = None
     llm_model: str | None = None
     llm_model_path: Path | None = None

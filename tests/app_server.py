@@ -28,8 +28,9 @@ class Server:
 
 
 @contextmanager
-def chat_server(base: Path, embedder: Any, auth: tuple[str, str] | None = None) -> Iterator[Server]:
-    """Index a copy of the seed corpus under ``base``, serve it on 127.0.0.1, stop it afterwards."""
+def chat_server(base: Path, embedder: Any, auth: tuple[str, str] | None = None, **overrides: Any) -> Iterator[Server]:
+    """Index a copy of the seed corpus under ``base``, serve it on 127.0.0.1, stop it afterwards;
+    ``overrides`` (e.g. ``llm="local"``) are settings of the server's own."""
     from assistant.app import build_app, launch
     from assistant.pipeline import Assistant
     from index.indexer import Index
@@ -37,7 +38,7 @@ def chat_server(base: Path, embedder: Any, auth: tuple[str, str] | None = None) 
 
     corpus = base / "corpus"
     shutil.copytree(ROOT / "corpus", corpus)
-    settings = load_settings(home=base / "home", corpus=corpus)
+    settings = load_settings(home=base / "home", corpus=corpus, **overrides)
     index = Index(settings, embedder=embedder)
     report = index.update(progress=False)
     assert report.ok, report.failed

@@ -70,10 +70,12 @@ def test_ask_json_answers_with_citation(seed_home: Path, question: str, expect: 
     out = stdnews("--home", str(seed_home), "ask", question, "--json")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
-    assert set(result) == {"question", "answer", "refused", "citations", "passages", "timings_ms"}
+    assert set(result) == {"question", "answer", "refused", "answerer", "citations", "passages", "timings_ms"}
+    assert result["answerer"] == "extractive"
     assert result["refused"] is False and expect in result["answer"]
     assert result["citations"][0]["doc_id"] == doc_id
-    assert set(result["citations"][0]) == {"n", "doc_id", "title", "publisher", "date", "chunk_id", "text", "also_in"}
+    assert set(result["citations"][0]) == {"n", "doc_id", "title", "publisher", "date", "chunk_id", "text", "also_in",
+                                           "url"}
     assert "[1]" in result["answer"]
     assert {"retrieval", "answer"} <= set(result["timings_ms"])
     assert [p["rank"] for p in result["passages"]] == list(range(1, len(result["passages"]) + 1))
