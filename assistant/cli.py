@@ -125,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="set_path", type=Path, required=True)
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--min", dest="minimums", action="append", default=[], metavar="METRIC=VALUE")
+    p.add_argument("--every", type=int, default=1, metavar="K",
+                   help="ask only every K-th question of the set (1st, K+1th, ...): a slow answerer's sample")
     _llm_flags(p)
     p.set_defaults(handler=cmd_eval)
     p = esub.add_parser("fit", help="fit the shipped weights on several sets, with cross-validation")

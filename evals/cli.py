@@ -115,7 +115,8 @@ def run(args: argparse.Namespace, settings: Settings, embedder: Embedder | None 
     thresholds = parse_thresholds(getattr(args, "minimums", None) or [])
     corpus = getattr(args, "corpus", None)
     result = run_set(
-        settings, args.set_path, corpus=corpus, embedder=embedder, progress=not getattr(args, "quiet", False)
+        settings, args.set_path, corpus=corpus, embedder=embedder, progress=not getattr(args, "quiet", False),
+        every=getattr(args, "every", 1),
     )
     doc = result.results()
     run_dir = history.save_run(settings.home, result.run_id, doc, result.meta)

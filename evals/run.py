@@ -224,9 +224,13 @@ def run_set(
     corpus: Path | None = None,
     embedder: Embedder | None = None,
     progress: bool = True,
+    every: int = 1,
 ) -> RunResult:
-    """Run a set end to end and return its records, metrics and metadata (nothing written yet)."""
-    questions = load_set(set_path)
+    """Run a set end to end and return its records, metrics and metadata (nothing written yet);
+    ``every`` > 1 asks only every ``every``-th question (the sample is recorded in the run's metadata)."""
+    if every < 1:
+        raise UserError(f"--every must be 1 or more (got {every})")
+    questions = load_set(set_path)[::every]
     started = time.time()
     with open_index(settings, corpus, embedder, progress) as (index, warnings):
         bot = Assistant(index.settings, index=index)
@@ -245,7 +249,8 @@ def run_set(
         "run_id": run_id,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "seconds": round(time.time() - started, 1),
-        "set": {"path": str(set_path), "sha256": history.sha256_file(set_path), "questions": len(questions)},
+        "set": {"path": str(set_path), "sha256": history.sha256_file(set_path), "questions": len(questions),
+                "every": every},
         "corpus": str(corpus or settings.corpus),
         "fresh_index": corpus is not None,
         "index_fingerprint": fingerprint,
