@@ -18,15 +18,17 @@ from typing import Any
 
 import gradio as gr
 
+from assistant import ui_feeds
 from assistant import ui_render as ui
 from assistant.answer import Quote
 from assistant.facets import facets, normalise_orgs
 from assistant.feedback import FeedbackStore, feedback_path
-from assistant.library import add_bulletins, remove_bulletin
+from assistant.library import add_bulletins, add_feed, poll_feeds, remove_bulletin, remove_feed
 from assistant.login import LoginLimiter, LoginThrottle, credentials_check
 from assistant.pipeline import AskResult, Assistant
 from assistant.retrieve import Filters
 from index.errors import UserError
+from index.feeds import FeedBook
 from index.load import MAX_BYTES
 from index.settings import Settings
 from index.watch import feed_printer, report_printer, watch_in_background
@@ -263,6 +265,40 @@ class ChatApp:
             return (_message(str(exc), ok=False), gr.update(visible=False), *self.refresh())
         return (_message(f"Removed {doc_id}.", ok=not report.failed, details=[report.summary()]),
                 gr.update(visible=False), *self.refresh())
+
+    # news feeds --------------------------------------------------------------
+    def feeds(self) -> tuple[Any, ...]:
+        """The feeds table and the remove list."""
+        feeds = FeedBook(self.index.settings).feeds()
+        return ui_feeds.feeds_html(feeds), gr.update(choices=sorted(feeds))
+
+    def add_feed(self, url: str, name: str = "", publisher: str = "") -> tuple[Any, ...]:
+        """Subscribe to a feed (refused in one line when its address gives no feed) and index its entries."""
+        try:
+            result, report = add_feed(self.index, url or "", name or "", publisher or "")
+        except UserError as exc:
+            return (_message(str(exc), ok=False), gr.skip(), *self.feeds(), *self.refresh())
+        head = f"Added feed '{result.name}': {len(result.added)} bulletin(s); you can ask about them now."
+        return (_message(head, ok=report.ok, details=[*result.notes, report.summary(),
+                                                      *(f"{p}: {why}" for p, why in report.failed)]),
+                "", *self.feeds(), *self.refresh())
+
+    def remove_feed(self, name: str | None, delete_bulletins: bool = False) -> tuple[Any, ...]:
+        try:
+            doc_ids, report = remove_feed(self.index, name or "", bool(delete_bulletins))
+        except UserError as exc:
+            return (_message(str(exc), ok=False), *self.feeds(), *self.refresh())
+        kept = "and its bulletins" if delete_bulletins else f"; its {len(doc_ids)} bulletin(s) stay in the library"
+        return (_message(f"Removed feed '{name}' {kept}.".replace(" ;", ";"), ok=report is None or report.ok,
+                         details=[report.summary()] if report else None), *self.feeds(), *self.refresh())
+
+    def poll_feeds(self) -> tuple[Any, ...]:
+        results, report = poll_feeds(self.index)
+        lines = [r.line() for r in results] + ([report.summary()] if report else [])
+        failed = [r for r in results if r.error]
+        head = (f"Polled {len(results)} feed(s): {sum(len(r.added) for r in results)} new bulletin(s)"
+                + (f"; {len(failed)} could not be read" if failed else "") + ".")
+        return (_message(head, ok=not failed, details=lines), *self.feeds(), *self.refresh())
 
 
 def _message(head: str, ok: bool, details: list[str] | None = None) -> str:

@@ -1,5 +1,6 @@
 """The chat window's library actions: add uploaded bulletins to the corpus (with optional
-catalog metadata) and remove one; both end in an incremental index update."""
+catalog metadata) and remove one, add, remove and poll news feeds; each ends in an incremental
+index update."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from pathlib import Path
 
 from index.catalog import CATALOG, read_catalog, replace_entries, scan
 from index.errors import UserError
+from index.feeds import FeedBook, PollResult
 from index.indexer import ADD_WAITS_S, ASK_TO_REPLACE, Index, Placement, UpdateReport
+from index.watch import settle
 
 _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -87,3 +90,32 @@ def catalog_entries(corpus: Path, doc_ids: list[str], meta: dict[str, str], repl
     if entries:
         replace_entries(corpus, entries, backups)
     return notes
+
+
+def add_feed(index: Index, url: str, name: str = "", publisher: str = "") -> tuple[PollResult, UpdateReport]:
+    """Subscribe to a news feed and index its entries (through the running watcher, when there is one)."""
+    if not (url or "").strip():
+        raise UserError("give the address of an RSS or Atom feed")
+    since = time.time()
+    with _LOCK:
+        result = FeedBook(index.settings).add(url, name.strip() or None, publisher.strip() or None)
+        return result, settle(index, result.written, since)
+
+
+def remove_feed(index: Index, name: str, delete_bulletins: bool = False) -> tuple[list[str], UpdateReport | None]:
+    """Stop polling a feed; with ``delete_bulletins`` its bulletins leave the corpus and the index too."""
+    if not name:
+        raise UserError("choose a feed to remove")
+    since = time.time()
+    with _LOCK:
+        doc_ids = FeedBook(index.settings).remove(name, delete_bulletins)
+        return doc_ids, settle(index, doc_ids, since) if delete_bulletins and doc_ids else None
+
+
+def poll_feeds(index: Index) -> tuple[list[PollResult], UpdateReport | None]:
+    """Poll every feed now and index what they brought."""
+    since = time.time()
+    with _LOCK:
+        results = FeedBook(index.settings).poll()
+        written = [d for r in results for d in r.written]
+        return results, settle(index, written, since) if written else None

@@ -1,6 +1,7 @@
 """Where everything sits in the chat window, and which handler each event calls.
 Named API endpoints (``/ask``, ``/chat``, ``/library``, ``/whats_new``, ``/add_bulletins``,
-``/remove_bulletin``) make the same window scriptable with ``gradio_client``."""
+``/remove_bulletin``, ``/feeds``, ``/add_feed``, ``/remove_feed``, ``/poll_feeds``) make the same
+window scriptable with ``gradio_client``."""
 
 from __future__ import annotations
 
@@ -125,6 +126,24 @@ def layout(app: ChatApp, examples: list[str]) -> gr.Blocks:
                         remove_yes = gr.Button("Yes, remove it", variant="stop", size="sm")
                         remove_no = gr.Button("Cancel", size="sm")
                     remove_msg = gr.HTML(elem_id="sn-remove-msg", min_height=40)
+                    gr.Markdown("**News feeds** · RSS or Atom; each entry becomes a bulletin, new ones arrive by"
+                                " themselves (polled every 30 min, failing feeds less often)")
+                    feeds_table = gr.HTML(elem_id="sn-feeds")
+                    feed_url = gr.Textbox("", label="Feed address", placeholder="https://…/feed.xml", max_lines=1,
+                                          elem_id="sn-feed-url")
+                    with gr.Row():
+                        feed_name = gr.Textbox("", label="Name (optional)", max_lines=1)
+                        feed_publisher = gr.Textbox("", label="Publisher (optional; else the feed's title)",
+                                                    max_lines=1)
+                    with gr.Row():
+                        feed_add = gr.Button("Add feed", variant="primary", elem_id="sn-feed-add")
+                        feed_poll = gr.Button("Poll feeds now", elem_id="sn-feed-poll")
+                    with gr.Row(equal_height=True):
+                        feed_choice = gr.Dropdown(label="Feed", choices=[], value=None, scale=2,
+                                                  allow_custom_value=True, elem_id="sn-feed-choice")
+                        feed_purge = gr.Checkbox(False, label="also remove its bulletins", scale=1)
+                    feed_remove = gr.Button("Remove feed", elem_id="sn-feed-remove")
+                    feed_msg = gr.HTML(elem_id="sn-feed-msg", min_height=40)
 
         refreshed = [status, publisher, bulletins, table, last, to_remove, standards, orgs, whats_new, added_since,
                      dups, new_standards, new_orgs]
@@ -164,6 +183,16 @@ def layout(app: ChatApp, examples: list[str]) -> gr.Blocks:
         last_new.click(lambda s, o: (None, app.whats_new(None, s, o)), new_in[1:], [added_since, whats_new],
                        api_visibility="private", show_progress="hidden")
         demo.load(app.refresh, None, refreshed, api_name="library", show_progress="hidden")
+        feed_view = [feeds_table, feed_choice]
+        demo.load(app.feeds, None, feed_view, api_name="feeds", show_progress="hidden")
+        gr.Timer(15).tick(lambda: app.feeds()[0], None, feeds_table, api_visibility="private",  # last polls, errors
+                          show_progress="hidden")
+        feed_opts: dict[str, Any] = {"concurrency_limit": 1, "concurrency_id": "library", "show_progress_on": feed_msg}
+        feed_add.click(app.add_feed, [feed_url, feed_name, feed_publisher],
+                       [feed_msg, feed_url, *feed_view, *refreshed], api_name="add_feed", **feed_opts)
+        feed_remove.click(app.remove_feed, [feed_choice, feed_purge], [feed_msg, *feed_view, *refreshed],
+                          api_name="remove_feed", **feed_opts)
+        feed_poll.click(app.poll_feeds, None, [feed_msg, *feed_view, *refreshed], api_name="poll_feeds", **feed_opts)
         gr.api(app.ask, api_name="ask", concurrency_limit=ANSWER_SLOTS, concurrency_id="answer")
     return demo
 

@@ -8,6 +8,8 @@ URLs and to tell a permanent move (the feed's address should change) from a temp
 
 from __future__ import annotations
 
+import functools
+import ssl
 import time
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -56,7 +58,8 @@ def fetch(url: str, *, timeout: float, max_bytes: int, max_redirects: int = 5, e
     seen = [url]
     moved_to: str | None = None
     permanent = True
-    with httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False) as client:
+    with httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False,
+                      verify=_tls()) as client:
         while True:
             _check_scheme(seen[-1])
             try:
@@ -87,6 +90,13 @@ def fetch(url: str, *, timeout: float, max_bytes: int, max_redirects: int = 5, e
                 raise FetchError("sent a body that does not decompress (broken gzip/deflate)") from None
             except httpx.HTTPError as exc:
                 raise FetchError(f"HTTP failed ({type(exc).__name__}: {_reason(exc)})") from None
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context per process: loading the system's CA certificates took 34 ms a fetch, most of a
+    poll of a feed that answers 304."""
+    return ssl.create_default_context()
 
 
 def _read(resp: object, max_bytes: int, deadline: float, timeout: float) -> bytes:

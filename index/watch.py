@@ -110,10 +110,8 @@ def poll_feeds_forever(book: FeedBook, on_result: Callable[[PollResult], None], 
     """Poll each feed when it is due, until ``stop``; a feed's failure is its result, never the thread's end."""
     while not stop.is_set():
         try:
-            for name in book.due():
-                if stop.is_set():
-                    break
-                on_result(book.poll_one(name))
+            if due := book.due():
+                book.poll(due, on_result=on_result)
         except Exception as exc:  # the state file unreadable, the catalog broken: say so, try again later
             print(f"feeds: error: {exc}", file=sys.stderr, flush=True)
             stop.wait(60)
