@@ -218,6 +218,8 @@ def test_odd_entries_are_kept_with_a_note_each(srv: FeedServer, feeds_index) -> 
          "content": script},
         {"title": "Linked only", "link": "http://example.invalid/linked", "date": "Tue, 03 Mar 2026 09:00:00 GMT",
          "content": "<p>An entry with a link and a title but no id: known by both.</p>"},
+        {"title": "Summary whose page is gone", "guid": "gone-page", "link": srv.url("/no-such-page"),
+         "date": "Tue, 03 Mar 2026 09:00:00 GMT", "description": "The summary of a page that answers 404."},
     ]).encode())
     result = book.add(srv.url("/odd"))
     today = time.strftime("%Y-%m-%d", time.gmtime())
@@ -226,6 +228,7 @@ def test_odd_entries_are_kept_with_a_note_each(srv: FeedServer, feeds_index) -> 
         "entry 'Undated metering entry' has no date; catalogued without one",
         f"entry 'Future metering entry' is dated 2100-01-01, in the future; catalogued as {today},"
         " the day it was first seen",
+        f"entry 'Summary whose page is gone': its page {srv.url('/no-such-page')} could not be read; kept its summary",
     ]
     report = settle(index, result.written, 0.0)
     assert report.ok, report.failed
@@ -233,6 +236,8 @@ def test_odd_entries_are_kept_with_a_note_each(srv: FeedServer, feeds_index) -> 
     assert odd["feeds/odd-feed/2026-03-02-http-example-invalid-u"]["title"].startswith("Meter interface untitled")
     assert odd["feeds/odd-feed/undated-metering-entry"]["date"] is None
     assert odd[f"feeds/odd-feed/{today}-future-metering-entry"]["date"] == today
+    assert "feeds/odd-feed/2026-03-03-linked-only" in odd
+    assert "answers 404" in index.db.bulletin("feeds/odd-feed/2026-03-03-summary-whose-page-is-gone")["text"]
     scripted = index.db.bulletin("feeds/odd-feed/2026-03-03-scripted-metering-entry")
     assert "It covers pulse outputs." in scripted["text"]
     stored = (index.settings.corpus / "feeds/odd-feed/2026-03-03-scripted-metering-entry.html").read_text()
@@ -240,6 +245,63 @@ def test_odd_entries_are_kept_with_a_note_each(srv: FeedServer, feeds_index) -> 
         assert bad not in stored and bad not in scripted["text"], bad
     again = book.poll()  # the same entries again (no ETag match: the server's body is the same, so 304)
     assert again[0].status == "not modified"
+
+
+def test_a_feed_that_moved_permanently_is_polled_at_its_new_address(srv: FeedServer, feeds_index) -> None:  # noqa: ANN001
+    _, book = feeds_index
+    srv.routes["/old"] = Page(rss("Metering Bulletin", [_item(1)]).encode())
+    book.add(srv.url("/old"))
+    srv.routes["/old"] = Page(status=301, headers={"Location": "/new"}, conditional=False)
+    srv.routes["/new"] = Page(rss("Metering Bulletin", [_item(1), _item(2)]).encode())
+    result = book.poll()[0]
+    assert result.added == ["feeds/metering-bulletin/2026-03-02-metering-news-number-2"]
+    assert result.notes == [f"moved permanently to {srv.url('/new')}; polling it there from now on"]
+    assert book.feeds()["metering-bulletin"]["url"] == srv.url("/new")
+    assert book.poll()[0].status == "not modified" and srv.requests("/old")[-1]["status"] == 301
+    assert len(srv.requests("/old")) == 2  # the second poll went straight to the new address
+    from index.errors import UserError
+
+    with pytest.raises(UserError, match="is already a feed"):  # by its old address too
+        book.add(srv.url("/old"))
+
+
+def test_index_watch_polls_the_feeds_that_are_due(srv: FeedServer, tmp_path: Path) -> None:
+    corpus = small_corpus(tmp_path)
+    env = {**ENV, "STDNEWS_FEED_MIN_INTERVAL": "1", "STDNEWS_FEED_INTERVAL": "1"}
+    cmd = [sys.executable, "-m", "assistant", "--home", str(tmp_path / "home"), "--corpus", str(corpus)]
+    srv.routes["/feed"] = Page(rss("Metering Bulletin", [_item(1)]).encode())
+    assert subprocess.run([*cmd, "feeds", "add", srv.url("/feed"), "--quiet"], env=env, capture_output=True,
+                          timeout=300).returncode == 0
+    from index.settings import load_settings
+
+    index = Index(load_settings(home=tmp_path / "home", corpus=corpus))
+    proc = subprocess.Popen([*cmd, "index", "watch", "--interval", "60"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        srv.routes["/feed"] = Page(rss("Metering Bulletin", [_item(1), _item(2)]).encode())
+        deadline = time.monotonic() + 240
+        while index.db.bulletin("feeds/metering-bulletin/2026-03-02-metering-news-number-2") is None:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                pytest.fail("index watch did not index the feed's new entry")
+            time.sleep(0.3)
+        del srv.routes["/feed"]
+        while "answered HTTP 404" not in str(book_error(tmp_path)):
+            if time.monotonic() > deadline:
+                pytest.fail("index watch did not poll the feed again")
+            time.sleep(0.3)
+    finally:
+        proc.terminate()
+        log = proc.communicate(timeout=60)[0]
+    assert "feed metering-bulletin: 1 new, 0 changed, 1 unchanged entries" in log
+    assert "+ 2026-03-02  Metering news number 2" in log
+    assert log.count(f"feed metering-bulletin: error: {srv.url('/feed')} answered HTTP 404 Not Found") == 1
+
+
+def book_error(tmp_path: Path) -> str | None:
+    from index.settings import load_settings
+
+    return FeedBook(load_settings(home=tmp_path / "home", corpus=tmp_path / "corpus")).feeds()[
+        "metering-bulletin"]["last_error"]
 
 
 def test_a_feed_is_added_once_however_its_url_is_spelled(srv: FeedServer, feeds_index) -> None:  # noqa: ANN001
