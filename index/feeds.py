@@ -17,11 +17,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from index.catalog import replace_entries
 from index.entries import entry_fingerprint, entry_key, make_slug, page_main_html, to_bulletin
 from index.errors import UserError
+from index.feedparse import parse_feed
 from index.fetch import PAGE_TYPES, Fetched, FetchError, fetch
 from index.settings import Settings
 
@@ -286,32 +287,6 @@ class FeedBook:
         return float(seconds)
 
 
-def parse_feed(got: Fetched) -> tuple[Any, list[str]]:
-    """feedparser's reading of a fetched body, or ``FetchError`` when it is not a feed; notes for what
-    it read despite a fault (an encoding declared wrongly, an HTML entity XML does not know)."""
-    import feedparser
-
-    if not got.body.strip():
-        raise FetchError("sent an empty body, not a feed")
-    parsed = feedparser.parse(got.body, response_headers={"content-type": got.headers.get("content-type", ""),
-                                                          "content-location": got.url})
-    notes: list[str] = []
-    exc = parsed.get("bozo_exception")
-    if not parsed.get("version") and not parsed.entries:
-        found = _feed_link(got)
-        if b"<html" in got.body[:2048].lower() or "html" in got.headers.get("content-type", ""):
-            raise FetchError("sent an HTML page, not a feed" + (f"; the page names a feed at {found}: add that"
-                                                                 " instead" if found else ""))
-        raise FetchError(f"sent something that is not an RSS or Atom feed ({_brief(exc)})")
-    if isinstance(exc, feedparser.CharacterEncodingOverride):
-        notes.append(f"{got.url}: {exc}; its text was read as {parsed.get('encoding')}")
-    elif exc is not None and type(exc).__name__ == "SAXParseException":
-        if "undefined entity" not in str(exc):
-            raise FetchError(f"sent malformed XML ({_brief(exc)}); nothing read from it this time")
-        notes.append(f"{got.url}: uses an entity XML does not define ({_brief(exc)}); read it as HTML does")
-    return parsed, notes
-
-
 def normalise_url(url: str) -> str:
     """The same feed however its URL is spelled: scheme and host in lower case, no default port,
     no fragment, an empty path as ``/``."""
@@ -321,29 +296,6 @@ def normalise_url(url: str) -> str:
     default = {"http": 80, "https": 443}.get(parts.scheme.lower())
     netloc = host if port in (None, default) else f"{host}:{port}"
     return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", parts.query, ""))
-
-
-def _feed_link(got: Fetched) -> str | None:
-    """The feed an HTML page names in its ``<link rel="alternate">``."""
-    import warnings
-
-    from bs4 import BeautifulSoup
-
-    warnings.filterwarnings("ignore", module="bs4")
-    soup = BeautifulSoup(got.body[:1_000_000], "lxml")
-    for link in soup.find_all("link", href=True):
-        kind = str(link.get("type", "")).lower()
-        if "alternate" in link.get("rel", []) and ("rss" in kind or "atom" in kind):
-            return urljoin(got.url, str(link["href"]))
-    return None
-
-
-def _brief(exc: BaseException | None) -> str:
-    if exc is None:
-        return "no feed elements"
-    if type(exc).__name__ == "SAXParseException":
-        return f"line {exc.getLineNumber()}, column {exc.getColumnNumber()}: {exc.getMessage()}"  # type: ignore[attr-defined]
-    return " ".join(str(exc).split())[:120] or type(exc).__name__
 
 
 def _progress(items: Sequence[Any], show: bool, name: str) -> Any:

@@ -304,6 +304,18 @@ def book_error(tmp_path: Path) -> str | None:
         "metering-bulletin"]["last_error"]
 
 
+def test_a_body_naming_a_local_file_is_not_read_as_that_file(srv: FeedServer, feeds_index, tmp_path: Path) -> None:  # noqa: ANN001
+    _, book = feeds_index
+    local = tmp_path / "private-feed.xml"  # feedparser.parse(bytes) opens a path it is given
+    local.write_text(rss("Private", [_item(1, title="A private local entry")]))
+    srv.routes["/sly"] = Page(str(local).encode(), type="application/rss+xml")
+    from index.errors import UserError
+
+    with pytest.raises(UserError, match=r"sent something that is not an RSS or Atom feed .*; nothing was added"):
+        book.add(srv.url("/sly"))
+    assert book.feeds() == {}
+
+
 def test_a_feed_is_added_once_however_its_url_is_spelled(srv: FeedServer, feeds_index) -> None:  # noqa: ANN001
     _, book = feeds_index
     srv.routes["/feed"] = Page(rss("Metering Bulletin", [_item(1)]).encode())
