@@ -29,7 +29,8 @@ class Settings(BaseSettings):
     # onnx: the int8 export of the same model (2.6x the indexing throughput, a 5 s cold start
     # instead of 36 s, retrieval quality equal within noise: docs/benchmarks.md); torch: the model as shipped
     embed_backend: Literal["torch", "onnx"] = "onnx"
-    models_dir: Path | None = Field(None, description="cache of the ONNX export and the joined local LLM; default ~/.cache/stdnews/models")
+    models_dir: Path | None = Field(None, description="cache of the ONNX export and the joined local LLM;"
+                                    " default ~/.cache/stdnews/models")
     embed_batch_size: int = 64
     index_batch_size: int = 256  # chunks per indexing-API batch (record manager round trip)
     chunk_max_chars: int = 900
