@@ -175,6 +175,8 @@ def settings_from(args: argparse.Namespace) -> Any:
 def _print_report(report: Any) -> int:
     for path, why in report.failed:
         print(f"error: {path}: {why}", file=sys.stderr)
+    for path, why in report.notes:  # indexed, with a caveat (an e-mail's charset guessed)
+        print(f"note: {path}: {why}", file=sys.stderr)
     print(report.summary())
     if report.embedded == 0 and not report.failed and not report.removed_docs:
         print("nothing to embed: the index is up to date")

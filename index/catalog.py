@@ -4,20 +4,64 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Container, Iterable
 from pathlib import Path
 from typing import Any
 
 from index.errors import UserError
-from index.load import SUPPORTED, strip_controls
-from index.model import BulletinMeta
+from index.load import MULTIPART, SUPPORTED, strip_controls
+from index.model import BulletinMeta, Part
 
 CATALOG = "catalog.toml"
+PART = "#"  # between a file's doc_id and the key of one of its further bulletins: "newsletter#agenda", "digest#2"
 
 
 def doc_id_for(corpus: Path, path: Path) -> str:
     """The bulletin's file name without extension, relative to the corpus folder."""
     rel = path.relative_to(corpus)
     return rel.with_suffix("").as_posix()
+
+
+def part_id(doc_id: str, key: str) -> str:
+    """The doc_id of the bulletin ``key`` of the file ``doc_id`` ("" is the file's own bulletin)."""
+    return f"{doc_id}{PART}{key}" if key else doc_id
+
+
+def holders(doc_id: str) -> list[str]:
+    """The doc_ids of the files that may hold the bulletin ``doc_id``, longest first: itself, then
+    each name before one of its ``#``."""
+    cuts = [i for i, c in enumerate(doc_id) if c == PART and i > 0]
+    return [doc_id, *(doc_id[:i] for i in reversed(cuts))]
+
+
+def by_file(doc_ids: Iterable[str], files: Container[str]) -> dict[str | None, list[str]]:
+    """Bulletin doc_ids grouped by the file (its doc_id among ``files``) that holds them: a bulletin
+    whose own name is a file is that file's, else the longest file name before a ``#`` holds it;
+    those no file holds are under None."""
+    out: dict[str | None, list[str]] = {}
+    for doc_id in sorted(doc_ids):
+        owner = next((h for h in holders(doc_id) if h in files), None)
+        out.setdefault(owner, []).append(doc_id)
+    return out
+
+
+def entries_of(catalog: dict[str, dict[str, str]], doc_id: str, suffix: str) -> Any:
+    """The catalog entries that describe the bulletins of the file ``doc_id`` (what its fingerprint
+    covers): its own, and for a file of several bulletins those of its parts too."""
+    if suffix.lower() not in MULTIPART:
+        return catalog.get(doc_id)
+    return {k: v for k, v in catalog.items() if k == doc_id or k.startswith(doc_id + PART)} or None
+
+
+def part_entry(catalog: dict[str, dict[str, str]], doc_id: str, part: Part) -> dict[str, Any]:
+    """What ``meta_for`` gets for one bulletin of the file ``doc_id``: what the file says of it (e-mail
+    headers, document properties), overridden by the file's catalog entry (but its title, for a part)
+    and then by the part's own entry."""
+    own = catalog.get(doc_id) or {}
+    if not part.key:
+        return {**part.meta, **own}
+    shared = {k: v for k, v in own.items() if k != "title"}
+    return {**part.meta, **shared, **(catalog.get(part_id(doc_id, part.key)) or {})}
 
 
 def scan(corpus: Path) -> tuple[dict[str, Path], list[tuple[Path, str]]]:

@@ -18,12 +18,13 @@ from typing import Any
 
 from index import dedupe
 from index.bm25 import BM25Index
-from index.catalog import doc_id_for, meta_for, read_catalog, scan
+from index.catalog import by_file, doc_id_for, entries_of, holders, meta_for, part_entry, part_id, read_catalog, scan
 from index.chunk import CHUNKER_VERSION, chunk_bulletin
 from index.chunkdb import ChunkDB
 from index.embed import Embedder, make_embedder
 from index.errors import LoadError, UpdateBusy, UserError
-from index.load import SUPPORTED, load_text
+from index.load import SUPPORTED, load_parts, load_text
+from index.model import Loaded, Part
 from index.settings import Settings
 from index.split import split_articles
 from index.status import CorpusCheck, check_corpus, interrupted
@@ -44,6 +45,7 @@ class UpdateReport:
     changed_docs: list[str] = field(default_factory=list)
     removed_docs: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)  # read, with a caveat (a charset guessed)
     embedded: int = 0
     deleted: int = 0
     kept: int = 0
@@ -58,7 +60,7 @@ class UpdateReport:
         """Add what ``other`` (another process's update) did to this report."""
         if not self.files:  # a report made only of others' updates takes their counts
             self.files, self.unchanged = other.files, other.unchanged
-        for name in ("added_docs", "changed_docs", "removed_docs", "failed", "new_articles"):
+        for name in ("added_docs", "changed_docs", "removed_docs", "failed", "notes", "new_articles"):
             getattr(self, name).extend(x for x in getattr(other, name) if x not in getattr(self, name))
         self.embedded += other.embedded
         self.deleted += other.deleted
@@ -71,6 +73,7 @@ class UpdateReport:
         names = {f.name for f in fields(cls)}
         report = cls(**{k: v for k, v in entry.items() if k in names})
         report.failed = [(path, why) for path, why in report.failed]
+        report.notes = [(path, why) for path, why in report.notes]
         return report
 
     def summary(self) -> str:
@@ -201,7 +204,8 @@ class Index:
         returns those that no update has handled yet."""
         def handled(r: UpdateReport) -> set[str]:
             failed = {self._doc_id(path) for path, _ in r.failed}
-            return {*r.added_docs, *r.changed_docs, *r.removed_docs, *failed}
+            done = {*r.added_docs, *r.changed_docs, *r.removed_docs}  # an e-mail's bulletins stand for its file
+            return {*done, *(h for d in done for h in holders(d)), *failed}
 
         missing = set(doc_ids) - handled(report)
         for entry in reversed(self.db.updates(50) if missing else []):  # oldest first
@@ -302,6 +306,8 @@ class Index:
         docs: list[Any] = []  # langchain_core Documents
         fresh: list[dict[str, Any]] = []
         writer: _Writer | None = None  # made at the first changed file: a no-op update loads nothing
+        held = by_file(known, {*files, *(doc_id_for(corpus, p) for p in clashes)})  # bulletins by file
+        stale: list[str] = []  # bulletins a changed file no longer holds
         try:
             for doc_id, path in _progress(files.items(), progress and len(files) > 50, "reading"):
                 try:
@@ -309,22 +315,31 @@ class Index:
                 except OSError as exc:
                     report.failed.append((str(path), f"cannot be read ({exc.strerror or exc})"))
                     continue
-                fp = _fingerprint(data, catalog.get(doc_id), self.settings)
-                if known.get(doc_id) == fp:
+                fp = _fingerprint(data, entries_of(catalog, doc_id, path.suffix), self.settings)
+                owned = held.get(doc_id, [])
+                if is_current([known[d] for d in owned], fp):
                     report.unchanged += 1
                     continue
                 try:
-                    text = load_text(path)
+                    loaded = load_parts(path)
                 except LoadError as exc:
                     report.failed.append((str(path), exc.reason))
                     continue
-                file_docs, record = self._prepare(doc_id, path, text, fp, catalog.get(doc_id), report)
-                docs.extend(file_docs)
-                fresh.append(record)
-                writer = writer or self._writer(progress)
-                writer.plan(file_docs)  # the model starts on these while the next files are read
+                parts, kept = self._parts(doc_id, path, loaded, files, owned, report)
+                if not parts:
+                    continue
+                sha = bulletin_sha(fp, len(parts) + len(kept))
+                for bulletin_id, part in parts.items():
+                    file_docs, record = self._prepare(bulletin_id, path, part.text, sha,
+                                                      part_entry(catalog, doc_id, part), report)
+                    docs.extend(file_docs)
+                    fresh.append(record)
+                    writer = writer or self._writer(progress)
+                    writer.plan(file_docs)  # the model starts on these while the next files are read
+                fresh.extend({**old, "sha256": sha, "offsets": []} for old in kept)
+                stale.extend(d for d in owned if d not in parts and d not in {k["doc_id"] for k in kept})
 
-            removed = sorted(set(known) - set(files) - {doc_id_for(corpus, p) for p in clashes})
+            removed = sorted({*held.get(None, []), *stale})
             changed = bool(docs or removed)
             dirty = self.settings.home / "bm25.dirty"  # set while the stores may be ahead of BM25
             if changed:
@@ -385,6 +400,28 @@ class Index:
             report.failed.append((str(paths[-1]), f"has the same name as {' and '.join(p.name for p in paths[:-1])}"
                                                   f" (bulletin '{doc_id}'); {kept}; rename or remove one of them"))
         return {p for paths in shared.values() for p in paths}
+
+    def _parts(self, doc_id: str, path: Path, loaded: Loaded, files: dict[str, Path], owned: list[str],
+               report: UpdateReport) -> tuple[dict[str, Part], list[dict[str, Any]]]:
+        """The bulletins a changed file now holds, by doc_id, and the indexed records of those it held
+        and can no longer read (kept as they were, like a refused file); failures and caveats go into
+        the report. A bulletin whose doc_id names another corpus file is refused."""
+        report.notes.extend((str(path), note) for note in loaded.notes)
+        parts: dict[str, Part] = {}
+        unread: set[str] = set()
+        for part in loaded.parts:
+            bulletin_id = part_id(doc_id, part.key)
+            if bulletin_id != doc_id and bulletin_id in files:
+                report.failed.append((str(path), f"holds a bulletin named '{bulletin_id}' like the file"
+                                                 f" {files[bulletin_id].name}; rename one of them"))
+                unread.add(bulletin_id)
+            else:
+                parts[bulletin_id] = part
+        for key, why in loaded.failed:
+            report.failed.append((str(path), why))
+            unread.add(part_id(doc_id, key))
+        kept = [self.db.bulletin(d) for d in owned if d in unread]
+        return parts, [k for k in kept if k]
 
     def _prepare(self, doc_id: str, path: Path, text: str, fp: str, entry: dict[str, Any] | None,
                  report: UpdateReport) -> tuple[list[Any], dict[str, Any]]:
@@ -629,6 +666,17 @@ def safe_name(name: str) -> str:
     if not stem:
         raise LoadError(name, "has no usable file name")
     return f"{stem}.{ext.lower()}"
+
+
+def bulletin_sha(fp: str, n: int) -> str:
+    """What each bulletin record of a file of ``n`` bulletins stores: the file's fingerprint, with the
+    count when there are several, so that a file whose records were not all written reads as changed."""
+    return fp if n == 1 else f"{fp}:{n}"
+
+
+def is_current(shas: list[str], fp: str) -> bool:
+    """Whether the records of a file's bulletins (their ``sha256``) all come from the version ``fp``."""
+    return bool(shas) and all(s == bulletin_sha(fp, len(shas)) for s in shas)
 
 
 def _fingerprint(data: bytes, entry: dict[str, Any] | None, settings: Settings) -> str:

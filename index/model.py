@@ -69,3 +69,24 @@ def date_num(iso: str | None) -> int:
         return int(parts[0]) * 10000 + int(parts[1]) * 100 + int(parts[2])
     except ValueError:
         return 0
+
+
+@dataclass(frozen=True)
+class Part:
+    """One bulletin of a corpus file. ``key`` is "" for the file's own bulletin (doc_id = the file's),
+    else what follows ``#`` in its doc_id (an e-mail's attachment, a mailbox's message); ``meta`` holds
+    what the file itself says of it (e-mail headers, document properties), before the catalog."""
+
+    key: str
+    text: str
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Loaded:
+    """What a corpus file holds: its bulletins, the parts of it that could not be read (key, one-line
+    reason) and caveats of those that were (a charset guessed)."""
+
+    parts: list[Part]
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)

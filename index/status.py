@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from index.catalog import read_catalog, scan
+from index.catalog import by_file, entries_of, read_catalog, scan
 
 REPAIR = "run 'stdnews index update'"
 
@@ -47,7 +47,7 @@ def interrupted(home: Path) -> str | None:
 
 def check_corpus(index: Any, corpus: Path) -> CorpusCheck:
     """Compare ``index`` (an ``index.indexer.Index``) with the files of ``corpus``."""
-    from index.indexer import _fingerprint
+    from index.indexer import _fingerprint, is_current
 
     out = CorpusCheck()
     if not corpus.is_dir():
@@ -57,6 +57,8 @@ def check_corpus(index: Any, corpus: Path) -> CorpusCheck:
     catalog = read_catalog(corpus)
     indexed = {b["doc_id"]: b for b in index.db.bulletins()}
     known = index.db.sha_by_doc()
+    present = set(files) | {_doc_id(corpus, p) for p, _ in skipped}
+    held = by_file(known, present)  # an e-mail file holds several bulletins
     failures = _logged_failures(index.db.updates(200), corpus)
 
     def refusal(path: Path) -> str | None:
@@ -71,7 +73,7 @@ def check_corpus(index: Any, corpus: Path) -> CorpusCheck:
         out.refused.append(f"{path}: in the corpus but not indexed: {why}")
     for doc_id, path in files.items():
         why = refusal(path)
-        if doc_id not in known:
+        if doc_id not in held:
             if why:
                 out.refused.append(f"{path}: in the corpus but not indexed: {why}")
             else:
@@ -82,14 +84,14 @@ def check_corpus(index: Any, corpus: Path) -> CorpusCheck:
         except OSError as exc:
             out.refused.append(f"{path}: cannot be read ({exc.strerror or exc})")
             continue
-        if _fingerprint(data, catalog.get(doc_id), index.settings) != known[doc_id]:
+        fp = _fingerprint(data, entries_of(catalog, doc_id, path.suffix), index.settings)
+        if not is_current([known[d] for d in held[doc_id]], fp):
             if why:
                 out.refused.append(f"{path}: changed (or its catalog entry did) since it was indexed, and the new"
                                    f" version was refused: {why}; the index keeps the version indexed before")
             else:
                 out.mismatches.append(f"{path}: changed (or its catalog entry did) since it was indexed; {REPAIR}")
-    present = set(files) | {_doc_id(corpus, p) for p, _ in skipped}
-    for doc_id in sorted(set(known) - present):
+    for doc_id in held.get(None, []):
         out.mismatches.append(f"{indexed[doc_id]['path']}: indexed as '{doc_id}' but no longer in the corpus;"
                               f" {REPAIR}")
     return out

@@ -29,13 +29,13 @@ def test_update_twice_then_bad_files(tmp_path: Path, corpus_copy: Path) -> None:
     assert "Loading weights" not in second.stderr  # a no-op update never loads the model
 
     (corpus_copy / "empty.txt").write_text("")
-    (corpus_copy / "notes.docx").write_bytes(b"PK\x03\x04")
+    (corpus_copy / "notes.odt").write_bytes(b"PK\x03\x04")  # .docx is read since e-mail support
     bad = stdnews("--home", home, "index", "update", "--corpus", str(corpus_copy), "--quiet")
     assert bad.returncode == 1
     assert "Traceback" not in bad.stderr
     errors = [line for line in bad.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 2 and any("empty.txt: is empty" in e for e in errors)
-    assert any("notes.docx" in e and "unsupported" in e for e in errors)
+    assert any("notes.odt" in e and "unsupported" in e for e in errors)
     assert "2 file(s) could not be indexed" in bad.stderr
 
     status = stdnews("--home", home, "index", "status", "--verify", "--corpus", str(corpus_copy))

@@ -83,7 +83,7 @@ def test_every_bad_input_gets_one_line_and_the_rest_is_indexed(tmp_path: Path) -
     for name, why in [("empty.txt", "is empty"), ("blank.txt", "white space"), ("binary.txt", "binary"),
                       ("cp1252.txt", "not valid UTF-8"), ("truncated.pdf", "broken PDF"),
                       ("encrypted.pdf", "encrypted"), ("scripts-only.html", "no text"),
-                      ("huge.txt", "too large"), ("notes.docx", "unsupported"), ("link.txt", "outside")]:
+                      ("huge.txt", "too large"), ("notes.docx", "not a zip archive"), ("link.txt", "outside")]:
         assert any(name in e and why in e for e in errors), (name, why, errors)
     assert f"{len(bad) + 1} file(s) could not be indexed" in out.stderr
     assert "5 new" in out.stdout  # two seeds and three good files with awkward names
