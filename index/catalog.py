@@ -45,12 +45,14 @@ def by_file(doc_ids: Iterable[str], files: Container[str]) -> dict[str | None, l
     return out
 
 
-def entries_of(catalog: dict[str, dict[str, str]], doc_id: str, suffix: str) -> Any:
+def entries_of(catalog: dict[str, dict[str, str]], doc_id: str, suffix: str,
+               described: dict[str | None, list[str]]) -> Any:
     """The catalog entries that describe the bulletins of the file ``doc_id`` (what its fingerprint
-    covers): its own, and for a file of several bulletins those of its parts too."""
+    covers): its own, and for a file of several bulletins those of its parts too. ``described`` is
+    ``by_file`` of the catalog's doc_ids (grouped once, not once per file)."""
     if suffix.lower() not in MULTIPART:
         return catalog.get(doc_id)
-    return {k: v for k, v in catalog.items() if k == doc_id or k.startswith(doc_id + PART)} or None
+    return {k: catalog[k] for k in described.get(doc_id, [])} or None
 
 
 def part_entry(catalog: dict[str, dict[str, str]], doc_id: str, part: Part) -> dict[str, Any]:

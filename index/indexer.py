@@ -307,6 +307,7 @@ class Index:
         fresh: list[dict[str, Any]] = []
         writer: _Writer | None = None  # made at the first changed file: a no-op update loads nothing
         held = by_file(known, {*files, *(doc_id_for(corpus, p) for p in clashes)})  # bulletins by file
+        described = by_file(catalog, files)  # catalog entries by file
         stale: list[str] = []  # bulletins a changed file no longer holds
         try:
             for doc_id, path in _progress(files.items(), progress and len(files) > 50, "reading"):
@@ -315,7 +316,7 @@ class Index:
                 except OSError as exc:
                     report.failed.append((str(path), f"cannot be read ({exc.strerror or exc})"))
                     continue
-                fp = _fingerprint(data, entries_of(catalog, doc_id, path.suffix), self.settings)
+                fp = _fingerprint(data, entries_of(catalog, doc_id, path.suffix, described), self.settings)
                 owned = held.get(doc_id, [])
                 if is_current([known[d] for d in owned], fp):
                     report.unchanged += 1

@@ -59,6 +59,7 @@ def check_corpus(index: Any, corpus: Path) -> CorpusCheck:
     known = index.db.sha_by_doc()
     present = set(files) | {_doc_id(corpus, p) for p, _ in skipped}
     held = by_file(known, present)  # an e-mail file holds several bulletins
+    described = by_file(catalog, files)
     failures = _logged_failures(index.db.updates(200), corpus)
 
     def refusal(path: Path) -> str | None:
@@ -84,7 +85,7 @@ def check_corpus(index: Any, corpus: Path) -> CorpusCheck:
         except OSError as exc:
             out.refused.append(f"{path}: cannot be read ({exc.strerror or exc})")
             continue
-        fp = _fingerprint(data, entries_of(catalog, doc_id, path.suffix), index.settings)
+        fp = _fingerprint(data, entries_of(catalog, doc_id, path.suffix, described), index.settings)
         if not is_current([known[d] for d in held[doc_id]], fp):
             if why:
                 out.refused.append(f"{path}: changed (or its catalog entry did) since it was indexed, and the new"

@@ -379,6 +379,11 @@ def test_a_changed_mbox_updates_its_bulletins_and_a_removed_one_leaves(tmp_path:
     first = index.update(progress=False)
     assert first.ok and sorted(first.added_docs) == ["digest#1", "digest#2", "digest#3", "iec-smart-cities"]
     assert index.update(progress=False).unchanged == 2  # nothing to do twice
+    (corpus / "catalog.toml").write_text('["digest#2"]\npublisher = "Coastal Grid Forum"\n')
+    described = index.update(progress=False)  # a part's catalog entry is part of its file's fingerprint
+    assert described.ok and sorted(described.changed_docs) == ["digest#1", "digest#2", "digest#3"]
+    assert [index.db.bulletin(f"digest#{n}")["publisher"] for n in (1, 2)] == ["Harbour Data Consortium",
+                                                                               "Coastal Grid Forum"]
     ferries = index.db.chunk_ids("digest#2")
 
     box.write_bytes(_mbox([("Tide gauges", "The tide gauge working group elected Mira Santos as chair."),
