@@ -314,11 +314,11 @@ def cmd_index_status(args: argparse.Namespace) -> int:
 
 # ask / chat / eval -------------------------------------------------------------
 def cmd_ask(args: argparse.Namespace) -> int:
+    from assistant.answer import Quote  # the terminal shows the written answer as it comes, not the quote first
     from assistant.pipeline import Assistant, Filters
 
     settings = settings_from(args)
     history: list[tuple[str, str]] = []
-    from assistant.answer import Quote  # the terminal shows the written answer as it comes, not the quote first
     if args.history:
         try:
             history = [tuple(t) for t in json.loads(args.history.read_text())]  # type: ignore[misc]

@@ -39,7 +39,7 @@ EXCERPT_CHARS = 1000  # what --llm local reads: ~300 tokens, ~5 s of prompt for 
 _MULTI = re.compile(r"\[(?:passages?|sources?|refs?\.?)?\s*(\d{1,3}(?:\s*(?:[,;]|and|-|–)\s*\d{1,3})*)\s*\]", re.I)
 _CITE = re.compile(r"\[(\d{1,3})\]")
 _SENT = re.compile(r"(?<=[.!?])\s+")
-_AFTER_STOP = re.compile(r"\s*([.!?])\s*((?:\[\d{1,3}\]\s*)+)(?=\s|$)")
+_AFTER_STOP = re.compile(r"\s*([.!?])\s*((?:\[\d{1,3}\]\s*)+)[.!?]?(?=\s|$)")
 _NOT_FOUND = re.compile(r"not (?:in|found in|covered by|mentioned in) the (?:bulletins|passages)|"
                         r"(?:bulletins|passages) do not (?:say|answer|mention|hold|contain|cover)", re.I)
 
@@ -55,7 +55,7 @@ class LLMAnswerer:
 
     def __init__(self, chat: BaseChatModel, fallback: ExtractiveAnswerer, name: str = "llm",
                  cooldown_s: float = 30.0, min_overlap: float = 0.5, excerpt_chars: int | None = None,
-                 strict: bool = False) -> None:
+                 strict: bool = False, condense: bool = True) -> None:
         self.chat = chat
         self.fallback = fallback
         self.name = name
@@ -63,6 +63,7 @@ class LLMAnswerer:
         self.min_overlap = min_overlap
         self.excerpt_chars = excerpt_chars
         self.strict = strict  # a written answer whose citations do not check out is replaced by the quote
+        self.rewrites = condense  # follow-ups rewritten by the LLM (else the extractive path's heuristic)
         self._down: tuple[float, str] | None = None  # (monotonic time, reason) of the last failure
 
     def answer(self, question: str, passages: Sequence[Passage], history: History = (),
@@ -95,6 +96,8 @@ class LLMAnswerer:
         if _NOT_FOUND.search(text) and not _CITE.search(text):
             return Draft(REFUSAL, refused=True, answerer=self.name,
                          notes=["the written answerer found no answer in the passages"])
+        if self.strict:
+            text = self._cite_unmarked(text, passages)
         draft = self._draft(text, passages, question)
         if self.strict and (problem := self._problem(text, passages, draft)):
             return self._fall_back(gate, on_delta, sent, f"written answer not shown ({problem}); the quote stands")
@@ -113,11 +116,33 @@ class LLMAnswerer:
         order = {n: sentences(p.text) for n, p in enumerate(passages, 1)}
         return {n: sorted(s, key=lambda x: order[n].index(x) if x in order[n] else 0) for n, s in chosen.items()}
 
+    def _cite_unmarked(self, text: str, passages: Sequence[Passage], share: float = 0.8) -> str:
+        """Small models often drop the marker of a sentence they took from a passage: such a sentence gets
+        the marker of the passage that holds most of its words, if that is ``share`` of them (else it
+        stays without, and the citation check decides)."""
+        out = []
+        for sent in _SENT.split(text):
+            words = set(tokens(sent))
+            if sent.strip() and not _CITE.search(sent) and len(words) > 2:
+                held = [len(words & set(tokens(p.text))) for p in passages]
+                best = max(range(len(held)), key=lambda i: held[i], default=None)
+                if best is not None and held[best] >= share * len(words):
+                    body = sent.rstrip()
+                    end = body[-1] if body[-1] in ".!?" else ""
+                    sent = f"{body.rstrip('.!?')} [{best + 1}]{end}"
+            out.append(sent)
+        return " ".join(out)
+
     def _problem(self, text: str, passages: Sequence[Passage], draft: Draft) -> str | None:
         """Why a written answer's citations do not check out (None when they do)."""
         cited = [int(n) for n in _CITE.findall(text)]
         if not cited:
             return "it cites no passage"
+        if not tokens(_CITE.sub("", text)):
+            return "it says nothing but citations"
+        titles = {" ".join(tokens(p.title)) for p in passages if p.title}
+        if any(" ".join(tokens(_CITE.sub("", s))) in titles for s in _SENT.split(text)):
+            return "it repeats a passage's title"
         if outside := sorted({n for n in cited if not 1 <= n <= len(passages)}):
             return f"it cites passages not given: {outside}"
         bare = [s for s in _SENT.split(text) if s.strip() and not _CITE.search(s) and len(s.split()) > 2]
@@ -129,7 +154,7 @@ class LLMAnswerer:
 
     def condense(self, question: str, history: History) -> str:
         """The follow-up rewritten by the LLM as a standalone question; the heuristic one when that fails."""
-        if not history or self._is_down():
+        if not history or not self.rewrites or self._is_down():
             return standalone(question, history)
         try:
             reply = str(self.chat.invoke(prompt.condense_messages(question, history)).text)
@@ -347,7 +372,8 @@ def make_llm_answerer(settings: Settings, fallback: ExtractiveAnswerer) -> LLMAn
         raise UserError(f"--llm {settings.llm!r} is not one of {', '.join(BACKENDS)}")
     chat, name = BACKENDS[settings.llm](settings)
     if settings.llm == "local":  # the packaged CPU model: excerpts to read, and a quote shown first
-        return LLMAnswerer(chat, fallback, name=name, excerpt_chars=EXCERPT_CHARS, strict=True)
+        # follow-ups keep the heuristic rewrite: it retrieves better than a small model's, and costs no seconds
+        return LLMAnswerer(chat, fallback, name=name, excerpt_chars=EXCERPT_CHARS, strict=True, condense=False)
     return LLMAnswerer(chat, fallback, name=name)
 
 
