@@ -263,7 +263,9 @@ class ChatApp:
             report = remove_bulletin(self.index, doc_id or "")
         except UserError as exc:
             return (_message(str(exc), ok=False), gr.update(visible=False), *self.refresh())
-        return (_message(f"Removed {doc_id}.", ok=not report.failed, details=[report.summary()]),
+        gone = sorted(report.removed_docs) if "#" in (doc_id or "") else []  # a part takes its whole file
+        head = f"Removed {doc_id}" + (f" with its file: {', '.join(gone)}." if len(gone) > 1 else ".")
+        return (_message(head, ok=not report.failed, details=[report.summary()]),
                 gr.update(visible=False), *self.refresh())
 
     # news feeds --------------------------------------------------------------

@@ -50,14 +50,16 @@ def add_bulletins(index: Index, files: list[Path], publisher: str = "", date: st
 
 
 def remove_bulletin(index: Index, doc_id: str, progress: bool = True) -> UpdateReport:
-    """Delete the bulletin's file from the corpus folder, then update so its passages leave the index."""
+    """Delete the bulletin's file from the corpus folder, then update so its passages leave the index.
+    A message or attachment of an e-mail file (``<file>#<part>``) goes with its whole file: the file is
+    what the corpus holds (the report lists every bulletin that left)."""
     if not doc_id:
         raise UserError("choose a bulletin to remove")
     corpus = index.settings.corpus
     with _LOCK:
         since = time.time()
         files, _ = scan(corpus)
-        path = files.get(doc_id)
+        path = files.get(doc_id) or files.get(doc_id.split("#", 1)[0])
         if path is None and index.db.bulletin(doc_id) is None:
             raise UserError(f"no bulletin {doc_id!r} in the library")
         if path is not None:

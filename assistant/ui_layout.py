@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from assistant import ui_render as ui
+from index.load import SUPPORTED
 
 if TYPE_CHECKING:
     from assistant.app import ChatApp
@@ -106,8 +107,8 @@ def layout(app: ChatApp, examples: list[str]) -> gr.Blocks:
                     gr.Markdown("**What the last update did**")
                     last = gr.HTML(ui.last_update_html(st["last_update"]), elem_id="sn-last-update")
                 with gr.Column(scale=2, min_width=300):
-                    gr.Markdown("**Add a bulletin** · .txt .md .html .pdf; saved into the corpus and indexed")
-                    files = gr.File(file_count="multiple", file_types=[".txt", ".md", ".html", ".htm", ".pdf"],
+                    gr.Markdown(f"**Add a bulletin** · {' '.join(SUPPORTED)}; saved into the corpus and indexed")
+                    files = gr.File(file_count="multiple", file_types=list(SUPPORTED),
                                     type="filepath", label="Bulletin files", elem_id="sn-upload")
                     with gr.Row():
                         up_publisher = gr.Textbox("", label="Publisher (optional)", max_lines=1)

@@ -469,3 +469,21 @@ def test_sigkill_mid_update_of_mail_then_rerun_is_clean(tmp_path: Path, point: s
     index = Index(_settings(home, corpus))
     assert len(index.db.bulletins()) == 7
     _consistent(index, corpus)
+
+
+def test_removing_one_message_in_the_library_removes_its_whole_file(tmp_path: Path, embedder) -> None:  # noqa: ANN001
+    """The Library lists an mbox's messages; the corpus holds the file: removing one message removes the
+    file and every bulletin of it (it used to say "Removed" and remove nothing)."""
+    from assistant.library import remove_bulletin
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "digest.mbox").write_bytes(_mbox([("Tide gauges", "The tide gauge group elected a chair."),
+                                               ("Ferries", "Ferry charging points use one connector profile.")]))
+    shutil.copy(SEED_CORPUS / "iec-smart-cities.txt", corpus)
+    index = Index(_settings(tmp_path / "home", corpus), embedder=embedder)
+    assert index.update(progress=False).ok
+    report = remove_bulletin(index, "digest#2", progress=False)
+    assert sorted(report.removed_docs) == ["digest#1", "digest#2"] and not (corpus / "digest.mbox").exists()
+    assert [b["doc_id"] for b in index.db.bulletins()] == ["iec-smart-cities"]
+    _consistent(index, corpus)
