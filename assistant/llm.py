@@ -138,8 +138,9 @@ class LLMAnswerer:
         cited = [int(n) for n in _CITE.findall(text)]
         if not cited:
             return "it cites no passage"
-        if not tokens(_CITE.sub("", text)):
-            return "it says nothing but citations"
+        if not tokens(_CITE.sub("", text)) or any(s.strip() and not tokens(_CITE.sub("", s))
+                                                     for s in _SENT.split(text)):
+            return "it holds citations without words"
         titles = {" ".join(tokens(p.title)) for p in passages if p.title}
         if any(" ".join(tokens(_CITE.sub("", s))) in titles for s in _SENT.split(text)):
             return "it repeats a passage's title"

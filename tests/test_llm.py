@@ -341,3 +341,32 @@ def test_hostile_passage_cannot_break_the_citation_check(llama_server: str, seed
     checked = check_citations(Draft(draft.text + " See also [7] and [12]."), given)
     assert set(checked.dropped) >= {7, 12} and "[7]" not in checked.text and "[12]" not in checked.text
     assert all(p in given for p in checked.cited)
+
+
+def test_the_written_answers_check_repairs_markers_and_refuses_what_does_not_check_out() -> None:
+    """The strict check of --llm local on text small models write: markers after the full stop move before
+    it, an unmarked sentence taken from one passage gets that passage, and an answer of markers alone, a
+    repeated title or a passage not given is not shown."""
+    texts = ["The forum opened its first office in Lyon on 2 March.", "The buoy task force counted 112 buoys."]
+    passages = [Passage(n, f"c{n}", f"d{n}", f"Title {n} of the forum", "B", "ISO", "", t, 0, len(t), 1.0)
+                for n, t in enumerate(texts, 1)]
+    answerer = LLMAnswerer(chat=None, fallback=ExtractiveAnswerer(), strict=True)  # type: ignore[arg-type]
+    assert tidy("It opened in Lyon. [1]. It counted 112 buoys. [2]") == \
+        "It opened in Lyon [1]. It counted 112 buoys [2]."
+    assert answerer._cite_unmarked("The task force counted 112 buoys.", passages) == \
+        "The task force counted 112 buoys [2]."
+    assert answerer._cite_unmarked("Bananas are yellow fruit.", passages) == "Bananas are yellow fruit."
+
+    def problem(text: str) -> str | None:
+        return answerer._problem(text, passages, answerer._draft(text, passages))
+
+    assert problem("The forum opened an office in Lyon [1].") is None
+    assert problem("The forum opened an office in Lyon.") == "it cites no passage"
+    assert problem("[1] [1]. [1].") == "it holds citations without words"
+    assert problem("The forum opened an office in Lyon [1]. [1] [2].") == "it holds citations without words"
+    assert problem("Title 2 of the forum [2].") == "it repeats a passage's title"
+    assert problem("The forum opened an office in Lyon [3].") == "it cites passages not given: [3]"
+    assert problem("The forum opened an office in Lyon [1]. It will grow quickly next year.") == \
+        "1 sentence(s) without a citation"
+    assert problem("Bananas grow on tall green plants [2].") == \
+        "1 sentence(s) share few words with the passages they cite"
