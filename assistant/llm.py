@@ -35,6 +35,7 @@ from index.tokenize import tokens
 __all__ = ["BACKENDS", "LLMAnswerer", "LlamaCppChat", "make_llm_answerer"]
 
 MAX_TOKENS = 256
+SUPPORTED = 0.6
 EXCERPT_CHARS = 1000  # what --llm local reads: ~300 tokens, ~5 s of prompt for the 1.5B model on 2 cores
 _MULTI = re.compile(r"\[(?:passages?|sources?|refs?\.?)?\s*(\d{1,3}(?:\s*(?:[,;]|and|-|–)\s*\d{1,3})*)\s*\]", re.I)
 _CITE = re.compile(r"\[(\d{1,3})\]")
@@ -98,7 +99,7 @@ class LLMAnswerer:
                          notes=["the written answerer found no answer in the passages"])
         if self.strict:
             text = self._cite_unmarked(text, passages)
-        draft = self._draft(text, passages, question)
+        draft = self._draft(text, passages)
         if self.strict and (problem := self._problem(text, passages, draft)):
             return self._fall_back(gate, on_delta, sent, f"written answer not shown ({problem}); the quote stands")
         return draft
@@ -169,11 +170,9 @@ class LLMAnswerer:
             return standalone(question, history)
         return line
 
-    def _draft(self, text: str, passages: Sequence[Passage], question: str = "") -> Draft:
+    def _draft(self, text: str, passages: Sequence[Passage]) -> Draft:
         """The LLM's text with the passage sentences nearest each cited sentence as quotes, and a note
-        for sentences that share few words with the passages they cite (their titles and dates, and the
-        question the sentence may restate, count as shared)."""
-        asked = set(tokens(question))
+        for sentences that share few words (under ``min_overlap`` of theirs) with the passages they cite."""
         quotes: dict[int, list[str]] = {}
         weak = 0
         for sent in _SENT.split(text):
@@ -181,8 +180,7 @@ class LLMAnswerer:
             words = set(tokens(_CITE.sub("", sent)))
             if not nums or not words:
                 continue
-            cited = asked.union(*(tokens(" ".join(filter(None, (p.text, p.title, p.publisher, p.date))))
-                                  for p in (passages[n - 1] for n in nums)))
+            cited = set().union(*(tokens(passages[n - 1].text) for n in nums))
             if len(words & cited) / len(words) < self.min_overlap:
                 weak += 1
             for n in nums:
@@ -374,7 +372,10 @@ def make_llm_answerer(settings: Settings, fallback: ExtractiveAnswerer) -> LLMAn
     chat, name = BACKENDS[settings.llm](settings)
     if settings.llm == "local":  # the packaged CPU model: excerpts to read, and a quote shown first
         # follow-ups keep the heuristic rewrite: it retrieves better than a small model's, and costs no seconds
-        return LLMAnswerer(chat, fallback, name=name, excerpt_chars=EXCERPT_CHARS, strict=True, condense=False)
+        # a written sentence must share SUPPORTED of its words with what it cites: the rule the evaluation's
+        # supported-sentence rate applies (evals/metrics.py SUPPORT_MIN, evals/README.md)
+        return LLMAnswerer(chat, fallback, name=name, excerpt_chars=EXCERPT_CHARS, strict=True, condense=False,
+                           min_overlap=SUPPORTED)
     return LLMAnswerer(chat, fallback, name=name)
 
 
