@@ -1,15 +1,22 @@
-"""Read-side checks of a data directory against its corpus folder (``index status --verify``):
-files the index lacks or holds in an older version, and whether the last update was killed
-before it finished (its pid left in ``update.lock``, or ``bm25.dirty`` left behind)."""
+"""Read side, ``index status`` and ``index status --verify``: what the index holds, whether its
+stores agree (record manager, Chroma, BM25, chunk table), whether it reflects its corpus folder
+(files it lacks or holds in an older version), and whether the last update was killed before it
+finished (its pid left in ``update.lock``, or ``bm25.dirty`` left behind)."""
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from index.catalog import by_file, entries_of, read_catalog, scan
+from index.fingerprint import file_fingerprint, is_current
+from index.read import duplicate_groups
+
+if TYPE_CHECKING:
+    from index.indexer import Index
 
 REPAIR = "run 'stdnews index update'"
 
@@ -22,6 +29,65 @@ class CorpusCheck:
 
     mismatches: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
+
+
+def fingerprint(index: Index) -> str:
+    """Identifies the indexed content: a hash of the sorted chunk ids."""
+    ids = sorted(index.db.chunk_ids())
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:12]
+
+
+def status(index: Index) -> dict[str, Any]:
+    bulletins = index.db.bulletins()
+    last = index.db.updates(1)
+    return {
+        "home": str(index.settings.home),
+        "store": index.settings.chroma_url or str(index.settings.chroma_path),
+        "bulletins": len(bulletins),
+        "articles": sum(len(b["articles"]) for b in bulletins),
+        "chunks": sum(b["chunks"] for b in bulletins),
+        "fingerprint": fingerprint(index),
+        "last_update": last[0] if last else None,
+        "duplicates": duplicate_groups(index),
+        "documents": bulletins,
+    }
+
+
+def indexed_corpus(index: Index) -> Path:
+    """The corpus folder the last update read (``settings.corpus`` before any, or when it is gone)."""
+    recorded = index.db.meta("corpus")
+    return Path(recorded) if recorded and Path(recorded).is_dir() else index.settings.corpus
+
+
+def verify(index: Index) -> list[str]:
+    """Where record manager, Chroma, BM25 and the chunk table disagree (empty: all agree)."""
+    sets = {
+        "record manager": set(index.record_manager.list_keys()),
+        "Chroma": index.store.ids(),
+        "BM25": set(index.bm25.ids),
+        "chunk table": index.db.chunk_ids(),
+    }
+    problems = []
+    ref_name, ref = "record manager", sets["record manager"]
+    for name, ids in sets.items():
+        if name == ref_name:
+            continue
+        if missing := ref - ids:
+            problems.append(f"{name} lacks {len(missing)} chunk(s) the {ref_name} holds, e.g. {sorted(missing)[0]}")
+        if extra := ids - ref:
+            problems.append(f"{name} holds {len(extra)} chunk(s) the {ref_name} does not, e.g. {sorted(extra)[0]}")
+    if len(index.bm25.ids) != len(set(index.bm25.ids)):
+        problems.append("BM25 holds duplicate chunk ids")
+    return problems
+
+
+def verify_corpus(index: Index, corpus: Path | None = None) -> CorpusCheck:
+    """``CorpusCheck`` of ``corpus`` (default: the one the last update read), with an interrupted
+    update as a mismatch: what ``verify`` cannot see, since the stores may all agree."""
+    check = check_corpus(index, corpus or indexed_corpus(index))
+    if why := interrupted(index.settings.home):
+        check.mismatches.insert(0, why)
+    return check
 
 
 def interrupted(home: Path) -> str | None:
@@ -45,10 +111,8 @@ def interrupted(home: Path) -> str | None:
     return None
 
 
-def check_corpus(index: Any, corpus: Path) -> CorpusCheck:
-    """Compare ``index`` (an ``index.indexer.Index``) with the files of ``corpus``."""
-    from index.indexer import _fingerprint, is_current
-
+def check_corpus(index: Index, corpus: Path) -> CorpusCheck:
+    """Compare ``index`` with the files of ``corpus``."""
     out = CorpusCheck()
     if not corpus.is_dir():
         out.mismatches.append(f"the corpus folder {corpus} does not exist; pass --corpus DIR")
@@ -85,7 +149,7 @@ def check_corpus(index: Any, corpus: Path) -> CorpusCheck:
         except OSError as exc:
             out.refused.append(f"{path}: cannot be read ({exc.strerror or exc})")
             continue
-        fp = _fingerprint(data, entries_of(catalog, doc_id, path.suffix, described), index.settings)
+        fp = file_fingerprint(data, entries_of(catalog, doc_id, path.suffix, described), index.settings)
         if not is_current([known[d] for d in held[doc_id]], fp):
             if why:
                 out.refused.append(f"{path}: changed (or its catalog entry did) since it was indexed, and the new"

@@ -1,0 +1,51 @@
+"""Read-side lookups over the chunk table: what's new (articles that updates added, from the
+update log) and the groups of articles that tell the same story (``index.dedupe``'s pairs)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from index import dedupe
+from index.errors import UserError
+
+if TYPE_CHECKING:
+    from index.indexer import Index
+
+
+def whats_new(index: Index, since: str | None = None) -> list[dict[str, Any]]:
+    """Articles that updates added: those since ``since`` (YYYY-MM-DD), else the last update's.
+    Only articles still in the index are listed, newest first."""
+    from datetime import datetime
+
+    if since:
+        try:
+            cutoff = datetime.fromisoformat(since).timestamp()
+        except ValueError:
+            raise UserError(f"--since {since!r} is not a date; use YYYY-MM-DD") from None
+        logs = [u for u in index.db.updates(10_000) if u["at"] >= cutoff]
+    else:
+        logs = [u for u in index.db.updates(10_000) if u.get("new_articles")][:1]
+    present = {b["doc_id"] for b in index.db.bulletins()}
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for log in logs:
+        for art in log.get("new_articles", []):
+            key = (art["doc_id"], art["title"])
+            if art["doc_id"] in present and key not in seen:
+                seen.add(key)
+                out.append({**art, "added_at": log["at"]})
+    return sorted(out, key=lambda a: (a["date"] or "", a["added_at"]), reverse=True)
+
+
+def duplicate_groups(index: Index) -> list[list[dict[str, Any]]]:
+    """Groups of articles that tell the same story, with their headlines."""
+    titles = {(b["doc_id"], a["index"]): (a["title"], a["date"], b["publisher"])
+              for b in index.db.bulletins() for a in b["articles"]}
+    out = []
+    for group in dedupe.groups(index.db.dup_pairs()):
+        out.append([])
+        for doc_id, art in group:
+            title, date, publisher = titles.get((doc_id, art), ("?", None, None))
+            out[-1].append({"doc_id": doc_id, "article": art, "title": title, "date": date,
+                            "publisher": publisher})
+    return out
