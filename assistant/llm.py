@@ -95,6 +95,9 @@ class LLMAnswerer:
         if not text:
             return self._fall_back(gate, on_delta, sent, "LLM returned no text; extractive answer shown")
         if _NOT_FOUND.search(text) and not _CITE.search(text):
+            if self.strict:  # the quote stands: on real news the model says so of answerable questions too
+                return self._fall_back(gate, on_delta, sent, "written answer not shown (the model found no "
+                                       "answer in the passages); the quote stands")
             return Draft(REFUSAL, refused=True, answerer=self.name,
                          notes=["the written answerer found no answer in the passages"])
         if self.strict:
