@@ -54,6 +54,7 @@ class ChunkDB:
         self.path = path
         self.conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
         self.conn.row_factory = sqlite3.Row
+        self.lsh: Any = None  # index.dedupe's in-memory band index, while a build has one
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.executescript(_SCHEMA)
         columns = {r[1] for r in self.conn.execute("PRAGMA table_info(chunks)")}
@@ -156,6 +157,8 @@ class ChunkDB:
         return {r[0]: r[1] for r in self.conn.execute("SELECT doc_id, sha256 FROM bulletins")}
 
     # near-duplicate articles (index.dedupe) ----------------------------------
+    # ``lsh`` is index.dedupe's in-memory copy of these tables during a build (None when not loaded):
+    # the writes below keep it in step, or drop it when they cannot
     def put_articles(self, doc_id: str, rows: Sequence[tuple[int, bytes, str, Sequence[int]]],
                      pairs: Sequence[tuple[str, int, str, int]]) -> None:
         """Replace a bulletin's article signatures, LSH bands and duplicate pairs (one transaction)."""
@@ -167,10 +170,21 @@ class ChunkDB:
                                   [(k, doc_id, a) for a, _, _, keys in rows for k in keys])
             self.conn.executemany("INSERT OR IGNORE INTO dup_pairs (doc_a, art_a, doc_b, art_b) VALUES (?,?,?,?)",
                                   pairs)
+        self._in_memory("put", doc_id, rows, pairs)
 
     def delete_articles(self, doc_id: str) -> None:
         with self._tx():
             self._delete_articles(doc_id)
+        self._in_memory("drop", doc_id)
+
+    def _in_memory(self, method: str, *args: Any) -> None:
+        """The committed change, applied to the in-memory copy too (dropped if that fails)."""
+        if self.lsh is not None:
+            try:
+                getattr(self.lsh, method)(*args)
+            except Exception:
+                self.lsh = None
+                raise
 
     def _delete_articles(self, doc_id: str) -> None:
         for sql in ("DELETE FROM article_sigs WHERE doc_id=?", "DELETE FROM article_bands WHERE doc_id=?",
@@ -181,15 +195,38 @@ class ChunkDB:
         with self._tx():
             for table in ("article_sigs", "article_bands", "dup_pairs"):
                 self.conn.execute(f"DELETE FROM {table}")
+        self._in_memory("clear")
 
-    def band_candidates(self, keys: Sequence[int], not_doc: str) -> list[tuple[str, int, str]]:
-        """Articles of other bulletins sharing an LSH band key: (doc_id, article, words)."""
-        if not keys:
-            return []
-        q = ("SELECT s.doc_id, s.article, s.words FROM article_sigs s JOIN (SELECT DISTINCT doc_id, article"
-             f" FROM article_bands WHERE key IN ({','.join('?' * len(keys))}) AND doc_id != ?) c"
-             " ON s.doc_id = c.doc_id AND s.article = c.article")
-        return [(r[0], r[1], r[2]) for r in self.conn.execute(q, [*keys, not_doc])]
+    def data_version(self) -> int:
+        """Changes when another connection commits to this file (never for this connection's own writes)."""
+        return self.conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def band_members(self, keys: Iterable[int], cap: int) -> dict[int, list[tuple[str, int]]]:
+        """Per LSH band key, its ``cap`` most recently stored articles, newest first: one index
+        range read per key, however many articles share it."""
+        out: dict[int, list[tuple[str, int]]] = {}
+        q = "SELECT doc_id, article FROM article_bands WHERE key=? ORDER BY rowid DESC LIMIT ?"
+        for k in set(keys):
+            rows = self.conn.execute(q, (k, cap)).fetchall()
+            if rows:
+                out[k] = [(r[0], r[1]) for r in rows]
+        return out
+
+    def article_rows(self, keys: Iterable[tuple[str, int]],
+                     columns: str = "sig, words") -> dict[tuple[str, int], tuple[Any, ...]]:
+        """These articles' stored ``columns`` (by primary key), those that exist."""
+        out: dict[tuple[str, int], tuple[Any, ...]] = {}
+        wanted = sorted(set(keys))
+        for i in range(0, len(wanted), 400):
+            part = wanted[i : i + 400]
+            q = (f"WITH w(d, a) AS (VALUES {','.join(['(?,?)'] * len(part))}) SELECT doc_id, article, {columns}"
+                 " FROM w CROSS JOIN article_sigs ON doc_id = w.d AND article = w.a")  # a primary key search each
+            out.update({(r[0], r[1]): tuple(r[2:]) for r in self.conn.execute(q, [v for k in part for v in k])})
+        return out
+
+    def all_bands(self) -> Iterator[tuple[int, str, int]]:
+        """Every band row (key, doc_id, article), oldest first."""
+        yield from self.conn.execute("SELECT key, doc_id, article FROM article_bands ORDER BY rowid")
 
     def signatures(self) -> list[sqlite3.Row]:
         return self.conn.execute("SELECT doc_id, article, sig, words FROM article_sigs").fetchall()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from index import bandindex
 from index.tokenize import tokens
 
 if TYPE_CHECKING:
@@ -28,6 +29,8 @@ BANDS, ROWS = 37, 3  # datasketch's optimal (b, r) for a 0.3 threshold at 128 pe
 MIN_JACCARD = 0.5
 MIN_CONTAINMENT = 0.75  # a trimmed copy lies mostly inside the longer one
 MIN_WORDS = 25  # shorter articles (headline-only stubs) are never grouped
+CAP = 100  # an article is compared with at most this many of the newest articles of each of its bands
+EXPAND = 2000  # partners of its confirmed duplicates compared with an article, at most
 
 _rng = np.random.default_rng(7)
 _A = _rng.integers(0, 1 << 63, NUM_PERM, dtype=np.uint64) * np.uint64(2) + np.uint64(1)  # odd: a bijection
@@ -78,16 +81,46 @@ def same_story(a: frozenset[str], b: frozenset[str]) -> bool:
     return inter / len(a | b) >= MIN_JACCARD or inter / min(len(a), len(b)) >= MIN_CONTAINMENT
 
 
+def same_counts(inter: np.ndarray, size: int, sizes: np.ndarray) -> np.ndarray:
+    """``same_story`` for many pairs at once, from their word overlaps and set sizes."""
+    return (inter / (size + sizes - inter) >= MIN_JACCARD) | (inter / np.minimum(size, sizes) >= MIN_CONTAINMENT)
+
+
 def link(db: ChunkDB, doc_id: str, articles: Sequence[Article]) -> None:
     """Store one bulletin's articles (replacing what it had) and its confirmed duplicate pairs
-    with articles of other bulletins, in one transaction."""
+    with articles of other bulletins, in one transaction.
+
+    Each article is compared with the ``CAP`` newest articles of each of its bands, never with a
+    whole crowded band, so its cost is bounded however many articles share a band; then with the
+    confirmed partners of each duplicate it confirms (at most ``EXPAND``), so a story syndicated
+    far more than ``CAP`` times still comes out whole. Where a true pair can be missed (beyond
+    what LSH misses anyway): two articles whose only shared bands each hold more than ``CAP``
+    articles stored after the older one, and that share no confirmed partner, are not compared;
+    such bands are boilerplate shared by hundreds of articles, as text generated from a few
+    seed sentences has. Lookups come from memory during a build (``index.bandindex``)."""
+    source = bandindex.lookups(db)
+    linkable = [a for a in articles if len(a.words) >= MIN_WORDS]
+    members = source.members({k for a in linkable for k in a.bands}, CAP)
+    seen = [{(doc_id, a.article) for a in articles} for _ in linkable]
+    todo: list[list[tuple[str, int]]] = []
+    for art, done in zip(linkable, seen, strict=True):
+        cands = dict.fromkeys(m for k in art.bands for m in members.get(k, ()) if m not in done)
+        todo.append([m for m in cands if m[0] != doc_id])
+        done.update(todo[-1])
     pairs: set[tuple[str, int, str, int]] = set()
-    for art in articles:
-        if len(art.words) < MIN_WORDS:
-            continue
-        for other, other_art, other_words in db.band_candidates(art.bands, doc_id):
-            if same_story(art.words, frozenset(other_words.split())):
-                pairs.add(min((doc_id, art.article, other, other_art), (other, other_art, doc_id, art.article)))
+    budget = [EXPAND] * len(linkable)
+    while any(todo):
+        found = source.confirm(same_counts, [(a.words, ids) for a, ids in zip(linkable, todo, strict=True)])
+        for art, ids in zip(linkable, found, strict=True):
+            pairs.update(min((doc_id, art.article, d, a), (d, a, doc_id, art.article)) for d, a in ids)
+        partners = source.partners({m for ids in found for m in ids})
+        todo = []
+        for i, (ids, done) in enumerate(zip(found, seen, strict=True)):
+            more = list(dict.fromkeys(p for m in ids for p in sorted(partners.get(m, ()))
+                                      if p[0] != doc_id and p not in done))[: budget[i]]
+            budget[i] -= len(more)
+            done.update(more)
+            todo.append(more)
     db.put_articles(doc_id, [(a.article, a.sig.tobytes(), " ".join(sorted(a.words)), a.bands) for a in articles],
                     sorted(pairs))
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index import dedupe
+from index import bandindex, dedupe
 from index.chunkdb import ChunkDB
 
 VOCAB = [f"word{i}" for i in range(20_000)]
@@ -46,9 +46,17 @@ def _brute_force(bulletins: dict[str, list[dedupe.Article]]) -> set[frozenset[tu
             if a.doc_id != b.doc_id and dedupe.same_story(a.words, b.words)}
 
 
-@pytest.fixture()
-def db(tmp_path: Path) -> ChunkDB:
-    return ChunkDB(tmp_path / "index.sqlite")
+@pytest.fixture(params=["sqlite", "memory"])
+def db(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ChunkDB:
+    """A chunk table whose band lookups stay in SQLite (a lone update) or are held in memory (a build)."""
+    db = ChunkDB(tmp_path / "index.sqlite")
+    if request.param == "memory":
+        bandindex.hold(db)
+    else:
+        monkeypatch.setattr(bandindex, "MEMORY_AFTER", 10**9)
+    yield db
+    assert (db.lsh is not None) == (request.param == "memory")  # the copy was kept in step, never dropped
+    db.close()
 
 
 def test_incremental_links_equal_grouping_from_scratch(db: ChunkDB) -> None:
@@ -142,3 +150,40 @@ def test_groups_do_not_chain_stories() -> None:
     assert not any({*x, *y} & set(g) == {*x, *y} for g in groups)
     assert set(x) <= set(groups[0]) and set(y) <= set(groups[1])  # x1 and y1 have the most pairs
     assert sorted(m for g in groups for m in g) == sorted({*x, *y, roundup})  # nobody in two groups
+
+
+def test_a_story_syndicated_past_the_band_cap_comes_out_whole(db: ChunkDB) -> None:
+    """One wire story carried by 150 bulletins (its bands hold more articles than an article is
+    compared with) among unrelated ones: every copy is linked with every other, as comparing all
+    pairs gives, and the copies make one group."""
+    rng = random.Random(17)
+    wire = _story(rng, 120)
+    bulletins: dict[str, list[dedupe.Article]] = {}
+    for b in range(200):
+        texts = [_story(rng)] + ([_retold(rng, wire, 0.97)] if b % 4 else [])
+        bulletins[f"b{b:03d}"] = [_art(f"b{b:03d}", i, ws) for i, ws in enumerate(texts)]
+    for doc_id, arts in bulletins.items():
+        dedupe.link(db, doc_id, arts)
+    crowded = db.conn.execute("SELECT MAX(n) FROM (SELECT COUNT(*) AS n FROM article_bands GROUP BY key)").fetchone()[0]
+    assert crowded > dedupe.CAP
+    expected = _brute_force(bulletins)
+    assert len(expected) == 150 * 149 // 2
+    assert _pairs(db) == expected
+    assert _groups(db) == {frozenset((d, 1) for d in bulletins if int(d[1:]) % 4)}
+
+
+def test_another_connections_links_are_seen_by_a_build_holding_bands_in_memory(tmp_path: Path) -> None:
+    """A watcher holds the bands in memory; a lone ``index add`` (another connection) links a
+    bulletin; the watcher's next link finds it, and both connections store the same pairs."""
+    rng = random.Random(19)
+    story = _story(rng)
+    watcher, lone = ChunkDB(tmp_path / "index.sqlite"), ChunkDB(tmp_path / "index.sqlite")
+    dedupe.link(watcher, "first", [_art("first", 0, story)])
+    bandindex.hold(watcher)
+    dedupe.link(lone, "second", [_art("second", 0, _retold(rng, story))])
+    dedupe.link(watcher, "third", [_art("third", 0, _retold(rng, story))])
+    assert _groups(watcher) == _groups(lone) == {frozenset({("first", 0), ("second", 0), ("third", 0)})}
+    lone.delete_articles("second")
+    dedupe.link(watcher, "fourth", [_art("fourth", 0, _story(rng))])
+    assert watcher.lsh is None  # its copy was stale: dropped, looked up in SQLite
+    assert _pairs(watcher) == {frozenset({("first", 0), ("third", 0)})}
