@@ -5,6 +5,7 @@ unreachable or failing server gives its answer plus a one-line note)."""
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
 import re
@@ -350,6 +351,14 @@ _LOADED: dict[tuple[str, int | None], LlamaCppChat] = {}
 _LOADING = threading.Lock()
 
 
+@atexit.register
+def _close_loaded() -> None:
+    """Free the shared models before the interpreter tears down the modules llama.cpp's finaliser needs."""
+    for chat in _LOADED.values():
+        chat.close()
+    _LOADED.clear()
+
+
 def loaded(path: Path, threads: int | None = None) -> LlamaCppChat:
     """One llama.cpp model per file and process, shared by every answerer (the chat server's users
     take turns on it); ``threads`` defaults to every core."""
@@ -411,6 +420,11 @@ class LlamaCppChat(BaseChatModel):
     @property
     def _llm_type(self) -> str:
         return "llama-cpp-in-process"
+
+    def close(self) -> None:
+        if self._llama is not None:
+            self._llama.close()
+            self._llama = None
 
     def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
                 run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
