@@ -84,7 +84,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "index.sqlite"
         db = ChunkDB(path)
-        r0, t0 = rchar(), time.perf_counter()
+        r0, t0, c0 = rchar(), time.perf_counter(), time.process_time()
         linked, marks = 0, []
         for doc_id, arts in bulletins:
             dedupe.link(db, doc_id, arts)
@@ -98,7 +98,7 @@ def main() -> None:
             if args.limit_s and elapsed > args.limit_s:
                 print(f"  stopped after {args.limit_s:.0f} s", flush=True)
                 break
-        link_s, link_read = time.perf_counter() - t0, rchar() - r0
+        link_s, link_read, link_cpu = time.perf_counter() - t0, rchar() - r0, time.process_time() - c0
         stored = counts(db)
         t1 = time.perf_counter()
         n_groups = len(dedupe.groups(db.dup_pairs()))
@@ -122,11 +122,12 @@ def main() -> None:
     out = {"corpus": str(args.corpus), "code": str(Path(dedupe.__file__).parent), "cap": getattr(dedupe, "CAP", None),
            "bulletins": len(bulletins),
            "bulletins_linked": linked, "articles": n_articles, "prepare_s": round(prepare_s, 2),
-           "link_s": round(link_s, 2), "link_read_mb": round(link_read / 2**20, 1),
+           "link_s": round(link_s, 2), "link_cpu_s": round(link_cpu, 2), "link_read_mb": round(link_read / 2**20, 1),
            "link_ms_per_bulletin": round(1000 * link_s / max(1, linked), 3), **stored, "groups": n_groups,
            "groups_s": round(groups_s, 3), "add_one": adds, "marks": marks, "peak_rss_mb": round(peak_rss_mb()),
            "loadavg_before": load0, "loadavg_after": loadavg(), "machine": machine()}
-    print(f"linked {linked}/{len(bulletins)} bulletins in {link_s:.1f} s, read {link_read / 2**20:.0f} MiB; "
+    print(f"linked {linked}/{len(bulletins)} bulletins in {link_s:.1f} s ({link_cpu:.1f} s CPU), "
+          f"read {link_read / 2**20:.0f} MiB; "
           f"{stored['band_rows']} band rows, {stored['pairs']} pairs, {n_groups} groups; "
           f"add one: {adds['same_connection']['seconds'] * 1000:.0f} ms same connection, "
           f"{adds['new_connection']['seconds'] * 1000:.0f} ms new connection; load {out['loadavg_after']}")

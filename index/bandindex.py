@@ -13,13 +13,15 @@ from __future__ import annotations
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
+from itertools import chain
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:
     from index.chunkdb import ChunkDB
+    from index.dedupe import Article
 
 Id = tuple[str, int]  # (doc_id, article)
 Same = Callable[[np.ndarray, int, np.ndarray], np.ndarray]  # (overlaps, own size, their sizes) -> same story
@@ -32,8 +34,13 @@ class SqlBands:
     def __init__(self, db: ChunkDB) -> None:
         self.db = db
 
-    def members(self, keys: Iterable[int], cap: int) -> dict[int, list[Id]]:
-        return self.db.band_members(keys, cap)
+    def first(self, doc_id: str, arts: Sequence[Article], cap: int, same: Same) -> list[list[Id]]:
+        """Per article, which of the ``cap`` newest articles of each of its bands (other bulletins'
+        only) are the same story."""
+        members = self.db.band_members({k for a in arts for k in a.bands}, cap)
+        todo = [[m for m in dict.fromkeys(m for k in a.bands for m in members.get(k, ())) if m[0] != doc_id]
+                for a in arts]
+        return self.confirm(same, [(a.words, ids) for a, ids in zip(arts, todo, strict=True)])
 
     def confirm(self, same: Same, batch: Sequence[tuple[frozenset[str], Sequence[Id]]]) -> list[list[Id]]:
         texts = {m: frozenset(r[0].split()) for m, r in self.db.article_rows({m for _, ids in batch for m in ids},
@@ -51,21 +58,28 @@ class SqlBands:
 
 
 class MemoryBands:
-    """The tables in memory: band key -> slots, each slot's word ids (a vocabulary of ints),
-    confirmed partners. ChunkDB applies its own writes here (``put``, ``drop``); another
-    connection's commit changes ``data_version`` and makes the copy stale."""
+    """The tables in memory: band key -> slots (oldest first), each slot's word ids (one flat
+    array, a vocabulary of ints), its bulletin, confirmed partners. ChunkDB applies its own
+    writes here (``put``, ``drop``, ``clear``); another connection's commit changes
+    ``data_version`` and makes the copy stale."""
 
     def __init__(self, db: ChunkDB) -> None:
         self.db, self.version = db, db.data_version()
         self.vocab: dict[str, int] = {}
+        self.docs: dict[str, int] = {}  # doc_id -> its number in ``doc``
         self.slot: dict[Id, int] = {}
         self.ids: list[Id | None] = []  # by slot (None once dropped)
-        self.words: list[np.ndarray] = []  # by slot: sorted word ids
         self.keys: list[list[int]] = []  # by slot: band keys
+        self.start = np.zeros(1024, dtype=np.int64)  # by slot: where its word ids begin in ``flat``
+        self.size = np.zeros(1024, dtype=np.int64)  # by slot: how many (0 once dropped)
+        self.doc = np.zeros(1024, dtype=np.int64)  # by slot: its bulletin's number
+        self.flat = np.zeros(1 << 16, dtype=np.int32)
+        self.used = 0
         self.by_doc: dict[str, list[int]] = {}
-        self.bands: dict[int, list[int]] = {}  # key -> slots, oldest first
+        self.bands: dict[int, list[int]] = {}
         self.pairs: dict[Id, set[Id]] = {}
         self.mark = np.zeros(1024, dtype=np.int64)  # 1 at an article's own word ids while it is checked
+        self._last: tuple[Collection[str] | None, np.ndarray] = (None, self.mark[:0])
         for r in db.signatures():
             self._add(r["doc_id"], r["article"], r["words"], [])
         for key, d, a in db.all_bands():
@@ -77,15 +91,30 @@ class MemoryBands:
     def clear(self) -> None:
         self.__init__(self.db)  # type: ignore[misc]  # the tables are empty now: nothing to read
 
-    def _word_ids(self, words: Iterable[str]) -> np.ndarray:
+    def _word_ids(self, words: Collection[str]) -> np.ndarray:
+        if words is self._last[0]:  # the article being linked: checked once per round, then stored
+            return self._last[1]
         vocab = self.vocab
-        return np.array(sorted(vocab.setdefault(w, len(vocab)) for w in words), dtype=np.int64)
+        for w in words:
+            if w not in vocab:
+                vocab[w] = len(vocab)
+        ids = np.fromiter(map(vocab.__getitem__, words), dtype=np.int64, count=len(words))
+        self._last = (words, ids)
+        return ids
 
     def _add(self, doc_id: str, article: int, text: str, keys: Sequence[int]) -> None:
-        slot = len(self.ids)
+        slot, ws = len(self.ids), self._word_ids(text.split())
+        if slot == len(self.size):
+            self.start, self.size, self.doc = (np.concatenate([a, np.zeros_like(a)])
+                                               for a in (self.start, self.size, self.doc))
+        while self.used + len(ws) > len(self.flat):
+            self.flat = np.concatenate([self.flat, np.zeros_like(self.flat)])
+        self.flat[self.used : self.used + len(ws)] = ws
+        self.start[slot], self.size[slot] = self.used, len(ws)
+        self.doc[slot] = self.docs.setdefault(doc_id, len(self.docs))
+        self.used += len(ws)
         self.slot[(doc_id, article)] = slot
         self.ids.append((doc_id, article))
-        self.words.append(self._word_ids(text.split()))
         self.keys.append(list(keys))
         self.by_doc.setdefault(doc_id, []).append(slot)
         for k in keys:
@@ -112,34 +141,39 @@ class MemoryBands:
                     del self.bands[k]
             m = self.ids[slot]
             assert m is not None
-            self.ids[slot], self.keys[slot], self.words[slot] = None, [], self.words[slot][:0]
+            self.ids[slot], self.keys[slot], self.size[slot] = None, [], 0
             del self.slot[m]
             for other in self.pairs.pop(m, set()):
                 self.pairs.get(other, set()).discard(m)
 
-    def members(self, keys: Iterable[int], cap: int) -> dict[int, list[Id]]:
-        ids = self.ids
-        return {k: [ids[s] for s in reversed(self.bands[k][-cap:])] for k in keys if k in self.bands}  # type: ignore[misc]
+    def first(self, doc_id: str, arts: Sequence[Article], cap: int, same: Same) -> list[list[Id]]:
+        own = self.docs.get(doc_id, -1)
+        out = []
+        for art in arts:
+            bands = [self.bands[k][-cap:] for k in art.bands if k in self.bands]
+            slots = np.unique(np.fromiter(chain.from_iterable(bands), dtype=np.int64))
+            out.append(self._check(art.words, slots[(self.doc[slots] != own) & (self.size[slots] > 0)], same))
+        return out
 
     def confirm(self, same: Same, batch: Sequence[tuple[frozenset[str], Sequence[Id]]]) -> list[list[Id]]:
-        out = []
-        for words, ids in batch:
-            slots = [self.slot[m] for m in ids if m in self.slot]
-            if not slots:
-                out.append([])
-                continue
-            own = self._word_ids(words)
-            if len(self.mark) < len(self.vocab):
-                self.mark = np.zeros(2 * len(self.vocab), dtype=np.int64)
-            self.mark[own] = 1
-            theirs = [self.words[s] for s in slots]
-            sizes = np.array([len(w) for w in theirs], dtype=np.int64)
-            starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-            inter = np.add.reduceat(self.mark[np.concatenate(theirs)], starts)  # every slot has words
-            self.mark[own] = 0
-            keep = same(inter, len(words), sizes)
-            out.append([self.ids[s] for s, ok in zip(slots, keep, strict=True) if ok])  # type: ignore[misc]
-        return out
+        return [self._check(words, np.array([self.slot[m] for m in ids if m in self.slot], dtype=np.int64), same)
+                for words, ids in batch]
+
+    def _check(self, words: frozenset[str], slots: np.ndarray, same: Same) -> list[Id]:
+        """Those of these slots that are the same story as an article of these words: the word
+        overlap of all of them counted in one gather."""
+        if not len(slots):
+            return []
+        own = self._word_ids(words)
+        if len(self.mark) < len(self.vocab):
+            self.mark = np.zeros(2 * len(self.vocab), dtype=np.int64)
+        self.mark[own] = 1
+        sizes = self.size[slots]
+        offsets = np.cumsum(sizes) - sizes
+        where = np.repeat(self.start[slots] - offsets, sizes) + np.arange(int(sizes.sum()))
+        inter = np.add.reduceat(self.mark[self.flat[where]], offsets)  # every slot here has words
+        self.mark[own] = 0
+        return [self.ids[s] for s in slots[same(inter, len(words), sizes)]]  # type: ignore[misc]
 
     def partners(self, ids: Iterable[Id]) -> dict[Id, set[Id]]:
         return {m: self.pairs[m] for m in ids if m in self.pairs}
@@ -157,8 +191,8 @@ def hold(db: ChunkDB) -> MemoryBands:
 
 def lookups(db: ChunkDB) -> SqlBands | MemoryBands:
     """The in-memory copy where this connection holds a current one or has just linked
-    MEMORY_AFTER bulletins within MEMORY_WINDOW_S seconds (a build: loading it costs about as
-    much as a dozen SQLite lookups at 100k chunks), else SQLite."""
+    MEMORY_AFTER bulletins within MEMORY_WINDOW_S seconds (a build: loading it reads the whole
+    band table once, too much for one bulletin added to a large index), else SQLite."""
     if db.lsh is not None and db.lsh.version != db.data_version():
         db.lsh = None  # another process changed the tables: this copy is stale
     if db.lsh is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -46,7 +47,7 @@ class Article:
     words: frozenset[str]
     sig: np.ndarray
 
-    @property
+    @cached_property
     def bands(self) -> list[int]:
         return band_keys(self.sig) if len(self.words) >= MIN_WORDS else []
 
@@ -100,17 +101,11 @@ def link(db: ChunkDB, doc_id: str, articles: Sequence[Article]) -> None:
     seed sentences has. Lookups come from memory during a build (``index.bandindex``)."""
     source = bandindex.lookups(db)
     linkable = [a for a in articles if len(a.words) >= MIN_WORDS]
-    members = source.members({k for a in linkable for k in a.bands}, CAP)
-    seen = [{(doc_id, a.article) for a in articles} for _ in linkable]
-    todo: list[list[tuple[str, int]]] = []
-    for art, done in zip(linkable, seen, strict=True):
-        cands = dict.fromkeys(m for k in art.bands for m in members.get(k, ()) if m not in done)
-        todo.append([m for m in cands if m[0] != doc_id])
-        done.update(todo[-1])
-    pairs: set[tuple[str, int, str, int]] = set()
+    found = source.first(doc_id, linkable, CAP, same_counts)
+    seen = [set(ids) for ids in found]  # per article: confirmed, or compared as a partner
     budget = [EXPAND] * len(linkable)
-    while any(todo):
-        found = source.confirm(same_counts, [(a.words, ids) for a, ids in zip(linkable, todo, strict=True)])
+    pairs: set[tuple[str, int, str, int]] = set()
+    while any(found):
         for art, ids in zip(linkable, found, strict=True):
             pairs.update(min((doc_id, art.article, d, a), (d, a, doc_id, art.article)) for d, a in ids)
         partners = source.partners({m for ids in found for m in ids})
@@ -121,6 +116,7 @@ def link(db: ChunkDB, doc_id: str, articles: Sequence[Article]) -> None:
             budget[i] -= len(more)
             done.update(more)
             todo.append(more)
+        found = source.confirm(same_counts, [(a.words, ids) for a, ids in zip(linkable, todo, strict=True)])
     db.put_articles(doc_id, [(a.article, a.sig.tobytes(), " ".join(sorted(a.words)), a.bands) for a in articles],
                     sorted(pairs))
 
