@@ -1,5 +1,6 @@
-"""Shared fixtures: the real MiniLM model loaded once per session, and a real
-Chroma index of the seed corpus built once per session in a temporary folder."""
+"""Shared fixtures: the real MiniLM model loaded once per session, a real Chroma index of the seed
+corpus built once per session in a temporary folder, and Debian's Chromium driven by Playwright; and
+the chunk ids a clean index of a corpus holds."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +18,9 @@ os.environ["ANONYMIZED_TELEMETRY"] = "False"
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_CORPUS = ROOT / "corpus"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
 
 
 def small_corpus(root: Path) -> Path:
@@ -25,6 +30,43 @@ def small_corpus(root: Path) -> Path:
     for name in ("jtc1-smart-cities-webconference.txt", "iec-smart-cities.txt", "catalog.toml"):
         shutil.copy(SEED_CORPUS / name, corpus / name)
     return corpus
+
+
+def expected_ids(corpus: Path) -> set[str]:
+    """The chunk ids a clean run over ``corpus`` produces, e-mail files' parts included (what cannot be
+    loaded is skipped)."""
+    from index.catalog import meta_for, part_entry, part_id, read_catalog, scan
+    from index.chunk import chunk_bulletin
+    from index.errors import LoadError
+    from index.load import load_parts
+    from index.split import split_articles
+
+    files, _ = scan(corpus)
+    catalog = read_catalog(corpus)
+    ids: set[str] = set()
+    for doc_id, path in files.items():
+        try:
+            loaded = load_parts(path)
+        except LoadError:
+            continue
+        for part in loaded.parts:
+            meta = meta_for(part_id(doc_id, part.key), part.text, part_entry(catalog, doc_id, part))
+            ids |= {c.chunk_id for c in chunk_bulletin(meta, part.text, split_articles(part.text, meta.title,
+                                                                                          meta.date))}
+    return ids
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's headless Chromium (never a downloaded one), driven by Playwright."""
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium chromium-driver (see .ci/test-deps.sh)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
 
 
 @pytest.fixture(scope="session")

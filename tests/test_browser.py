@@ -16,9 +16,6 @@ from tests.app_server import Server, chat_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 WAIT = 120_000  # ms; two shared cores are slow when a model runs
 ANSWERS = "#sn-chat .sn-answer:not(.sn-streaming), #sn-chat .sn-refusal"
 # Records every class the chat shows, so the test can see the pending/streaming states go by.
@@ -40,18 +37,6 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = Path(os.environ.get("STDNEWS_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
     out.mkdir(parents=True, exist_ok=True)
     return out
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium chromium-driver (see .ci/test-deps.sh)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture()

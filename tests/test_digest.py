@@ -292,7 +292,8 @@ def test_whats_new_panel_filters_through_the_app(served: str) -> None:
 def test_whats_new_panel_filters_in_the_browser(served: str) -> None:
     from playwright.sync_api import sync_playwright
 
-    from tests.test_browser import ARGS, CHROMIUM, WAIT
+    from tests.conftest import ARGS, CHROMIUM
+    from tests.test_browser import WAIT
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)

@@ -17,9 +17,6 @@ from tests.feed_server import FeedServer, Page, feed_server, rss
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 WAIT = 120_000  # ms
 
 
@@ -80,18 +77,6 @@ def test_library_tab_adds_lists_and_removes_feeds(srv: FeedServer, app_server: S
     assert "No news feeds yet" in removed[1]
     assert app_server.app.index.db.bulletin("feeds/kerb/2026-04-01-kerbside-charging-committee-holds-its-kick-off") \
         is None
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium chromium-driver (see .ci/test-deps.sh)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def test_running_chat_picks_up_a_new_feed_entry_by_itself(srv: FeedServer, browser: Any, tmp_path: Path,  # noqa: ANN401

@@ -126,20 +126,16 @@ def test_ask_json_says_which_answerer_wrote_it(seed_home: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def browser_page(tmp_path_factory: pytest.TempPathFactory, embedder) -> Iterator[Any]:  # noqa: ANN001
-    from playwright.sync_api import sync_playwright
-
+def browser_page(tmp_path_factory: pytest.TempPathFactory, embedder, browser) -> Iterator[Any]:  # noqa: ANN001
     from tests.app_server import chat_server
-    from tests.test_browser import ARGS, CHROMIUM
 
     with chat_server(tmp_path_factory.mktemp("local-browser"), embedder, llm="local",
-                     models_dir=_models_dir()) as srv, sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = b.new_page(viewport={"width": 1440, "height": 900})
+                     models_dir=_models_dir()) as srv:
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
         page.goto(srv.url)
         page.wait_for_selector("#sn-chat", timeout=120_000)
         yield page
-        b.close()
+        page.close()
 
 
 def test_the_chat_shows_the_quote_then_the_written_answer(browser_page) -> None:  # noqa: ANN001

@@ -20,13 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from index.catalog import meta_for, part_entry, part_id, read_catalog, scan
-from index.chunk import chunk_bulletin
 from index.errors import LoadError
 from index.indexer import Index
 from index.load import MAX_TEXT_BYTES, load_parts
-from index.split import split_articles
-from tests.conftest import SEED_CORPUS
+from tests.conftest import SEED_CORPUS, expected_ids
 from tests.pdfs import text_pdf
 
 MAIL = Path(__file__).resolve().parent / "data" / "mail"
@@ -84,23 +81,6 @@ def eml(body: bytes | str, *, charset: str | None = "utf-8", subtype: str = "pla
         kind = ("text", "plain") if name.endswith(".txt") else ("application", name.rsplit(".", 1)[-1])
         msg.add_attachment(data, maintype=kind[0], subtype=kind[1], filename=name)
     return bytes(msg)
-
-
-def expected_ids(corpus: Path) -> set[str]:
-    """The chunk ids a clean run over ``corpus`` produces, e-mail files' parts included."""
-    files, _ = scan(corpus)
-    catalog = read_catalog(corpus)
-    ids: set[str] = set()
-    for doc_id, path in files.items():
-        try:
-            loaded = load_parts(path)
-        except LoadError:
-            continue
-        for part in loaded.parts:
-            meta = meta_for(part_id(doc_id, part.key), part.text, part_entry(catalog, doc_id, part))
-            ids |= {c.chunk_id for c in chunk_bulletin(meta, part.text, split_articles(part.text, meta.title,
-                                                                                          meta.date))}
-    return ids
 
 
 # the loader ------------------------------------------------------------------------------------------

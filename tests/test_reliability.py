@@ -12,33 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from index.catalog import meta_for, read_catalog, scan
-from index.chunk import chunk_bulletin
-from index.errors import LoadError, UserError
+from index.errors import UserError
 from index.indexer import Index
-from index.load import load_text
-from index.split import split_articles
-from tests.conftest import small_corpus
+from tests.conftest import expected_ids, small_corpus
 from tests.pdfs import encrypted_pdf, text_pdf
 from tests.servers import chroma_server, free_port
 
 SEEDS = Path(__file__).resolve().parent.parent / "corpus"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
-
-
-def expected_ids(corpus: Path) -> set[str]:
-    """The chunk ids a clean run over ``corpus`` produces (skipping what cannot be loaded)."""
-    files, _ = scan(corpus)
-    catalog = read_catalog(corpus)
-    ids: set[str] = set()
-    for doc_id, path in files.items():
-        try:
-            text = load_text(path)
-        except LoadError:
-            continue
-        meta = meta_for(doc_id, text, catalog.get(doc_id))
-        ids |= {c.chunk_id for c in chunk_bulletin(meta, text, split_articles(text, meta.title, meta.date))}
-    return ids
 
 
 def stdnews(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
