@@ -34,6 +34,7 @@ class Draft:
     notes: list[str] = field(default_factory=list)
     quotes: dict[int, list[str]] = field(default_factory=dict)  # passage number -> sentences used
     answerer: str | None = None  # who wrote it, where an answerer hands over to another (LLM -> extractive)
+    ranked: list[tuple[int, str]] = field(default_factory=list)  # (passage, sentence) best first, if ranked
 
 
 class Answerer(Protocol):

@@ -96,8 +96,10 @@ class ExtractiveAnswerer:
             text = REFUSAL + (f" They do not mention {', '.join(repr(m) for m in absent[:3])}." if absent else "")
             return Draft(text, refused=True, notes=[note] + ([f"absent from the evidence: {', '.join(absent)}"]
                                                               if absent else []))
+        ranked = [(c.passage, c.text) for c in cands]  # what a written answer reads (assistant/llm.py)
         if _LIST_Q.search(question) and (listed := self._list_answer(q, cands, passages)):
-            return Draft(listed[0], quotes=listed[1], notes=[note, "answered with the items of a list"])
+            return Draft(listed[0], quotes=listed[1], notes=[note, "answered with the items of a list"],
+                         ranked=ranked)
         chosen = self._choose(question, cands, passages)
         parts_out, quotes = [], {}
         for c in chosen:
@@ -106,7 +108,8 @@ class ExtractiveAnswerer:
             body = body.rstrip(".!?;:")
             parts_out.append(f"{body} [{c.passage}]{end}")
             quotes.setdefault(c.passage, []).append(c.text)
-        return Draft(" ".join(parts_out), quotes=quotes, notes=[note, f"best sentence {chosen[0].score:.2f}"])
+        return Draft(" ".join(parts_out), quotes=quotes, notes=[note, f"best sentence {chosen[0].score:.2f}"],
+                     ranked=ranked)
 
     def _choose(self, question: str, cands: list[Candidate], passages: Sequence[Passage]) -> list[Candidate]:
         """The best sentence for each part of a two-part question ("who ... and when ..."), else the best

@@ -75,7 +75,7 @@ class LLMAnswerer:
             return self._fall_back(gate, on_delta, sent=False)
         if on_delta and self.strict:
             on_delta(Quote(gate.text))
-        excerpts = self._excerpts(question, passages, history) if self.excerpt_chars else None
+        excerpts = self._excerpts(gate, passages) if self.excerpt_chars else None
         sent = False
         parts: list[str] = []
         try:
@@ -108,16 +108,16 @@ class LLMAnswerer:
             return self._fall_back(gate, on_delta, sent, f"written answer not shown ({problem}); the quote stands")
         return draft
 
-    def _excerpts(self, question: str, passages: Sequence[Passage], history: History) -> dict[int, list[str]]:
-        """The best sentences by passage number, in each passage's own order, within ``excerpt_chars``."""
-        cands = self.fallback.rank(self.fallback.candidates(question, passages, history)[3])
+    def _excerpts(self, gate: Draft, passages: Sequence[Passage]) -> dict[int, list[str]]:
+        """The best sentences (as the gate ranked them) by passage number, in each passage's own order,
+        within ``excerpt_chars``."""
         chosen: dict[int, list[str]] = {}
         used = 0
-        for c in cands[:24]:
-            if used + len(c.text) > (self.excerpt_chars or 0) and used:
+        for n, text in gate.ranked[:24]:
+            if used + len(text) > (self.excerpt_chars or 0) and used:
                 continue
-            chosen.setdefault(c.passage, []).append(c.text)
-            used += len(c.text)
+            chosen.setdefault(n, []).append(text)
+            used += len(text)
         order = {n: sentences(p.text) for n, p in enumerate(passages, 1)}
         return {n: sorted(s, key=lambda x: order[n].index(x) if x in order[n] else 0) for n, s in chosen.items()}
 
