@@ -57,6 +57,14 @@ def loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def git_commit() -> str:
+    """The commit the benchmark ran on, with '+dirty' when tracked files differ from it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    return git("rev-parse", "--short", "HEAD") + ("+dirty" if git("status", "--porcelain", "-uno") else "")
+
+
 def machine() -> str:
     model = "?"
     try:
@@ -84,15 +92,17 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_timed(cmd: Sequence[str], env: dict[str, str] | None = None, timeout: float = 3600) -> dict[str, Any]:
+def run_timed(cmd: Sequence[str], env: dict[str, str] | None = None, timeout: float = 3600,
+              show_stderr: bool = False) -> dict[str, Any]:
     """Run a command; wall time, CPU time (user + system, all its threads and children, from
     wait4: robust to other load on the machine), exit code, peak RSS (VmHWM sampled from
-    /proc, and ru_maxrss) and its output tail."""
+    /proc, and ru_maxrss) and its output tail. ``show_stderr``: the command's stderr (its
+    progress bars) goes to ours as it runs instead of into the output tail."""
     import threading
 
     t0 = time.perf_counter()
-    proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, **(env or {})}, cwd=ROOT)
+    proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=None if show_stderr else subprocess.STDOUT,
+                            text=True, env={**os.environ, **(env or {})}, cwd=ROOT)
     peak = 0
     status = Path(f"/proc/{proc.pid}/status")
     out_parts: list[str] = []
