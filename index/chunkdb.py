@@ -1,6 +1,7 @@
 """The chunk table: text, metadata and offsets of every indexed chunk, the
 bulletins they come from, and a log of updates. One SQLite file in the data
-directory; BM25 is built from it and citations are resolved against it."""
+directory; citations are resolved against it. Its triggers log every chunk written or
+deleted to ``keyword_log``, in the same transaction: index/keywords.py reads that log."""
 
 from __future__ import annotations
 
@@ -38,6 +39,13 @@ CREATE TABLE IF NOT EXISTS dup_pairs (
 CREATE INDEX IF NOT EXISTS dup_pairs_b ON dup_pairs(doc_b);
 DROP TABLE IF EXISTS dup_groups;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS keyword_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL);
+CREATE TRIGGER IF NOT EXISTS chunks_logged_insert AFTER INSERT ON chunks
+    BEGIN INSERT INTO keyword_log (id) VALUES (new.id); END;
+CREATE TRIGGER IF NOT EXISTS chunks_logged_delete AFTER DELETE ON chunks
+    BEGIN INSERT INTO keyword_log (id) VALUES (old.id); END;
+CREATE TRIGGER IF NOT EXISTS chunks_logged_update AFTER UPDATE OF title, text, tokens ON chunks
+    BEGIN INSERT INTO keyword_log (id) VALUES (new.id); END;
 CREATE TABLE IF NOT EXISTS updates (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, kind TEXT NOT NULL, summary TEXT NOT NULL);
 """
@@ -66,8 +74,8 @@ class ChunkDB:
 
     # chunks -------------------------------------------------------------
     def put_chunks(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Insert or replace chunks, with their BM25 tokens computed once here (rebuilding BM25
-        then costs no tokenising: at 10k chunks that was most of the time of adding a bulletin)."""
+        """Insert or replace chunks, with their BM25 tokens computed once here (the keyword index
+        reads them: index/keywords.py)."""
         with self._tx():
             self.conn.executemany(
                 'INSERT OR REPLACE INTO chunks (id, doc_id, article, title, bulletin_title, publisher, date,'
@@ -78,21 +86,6 @@ class ChunkDB:
                   " ".join(tokens(f"{r['title']}\n{r['text']}")))
                  for r in rows],
             )
-
-    def bm25_tokens(self) -> tuple[list[str], list[list[str]]]:
-        """Every chunk's id and BM25 tokens (computed and stored once for rows written before the cache)."""
-        ids, toks, missing = [], [], []
-        for r in self.conn.execute("SELECT id, title, text, tokens FROM chunks ORDER BY doc_id, start"):
-            ids.append(r["id"])
-            if r["tokens"] is None:
-                missing.append((" ".join(tokens(f"{r['title']}\n{r['text']}")), r["id"]))
-                toks.append(missing[-1][0].split(" "))
-            else:
-                toks.append(r["tokens"].split(" "))
-        if missing:
-            with self._tx():
-                self.conn.executemany("UPDATE chunks SET tokens=? WHERE id=?", missing)
-        return ids, toks
 
     def set_offsets(self, offsets: Iterable[tuple[str, int, int]]) -> None:
         with self._tx():

@@ -2,7 +2,7 @@
 record manager and the embedder, each built on first use) and composes the two sides of the package:
 
 - update, a pipeline: ``index.update`` (scan -> fingerprint -> prepare -> embed -> write, removal,
-  BM25, the update lock) with ``index.fingerprint``, ``index.prepare`` and ``index.write`` for its
+  keyword index, the update lock) with ``index.fingerprint``, ``index.prepare`` and ``index.write`` for its
   steps; ``index.place`` (files into the corpus folder: add, replace) and ``index.report``
   (``UpdateReport``, the update log, accounting of other processes' updates);
 - read: ``index.status`` (status, verify, verify against the corpus, interrupted updates) and
@@ -20,12 +20,12 @@ from index import read as _read
 from index import report as _report
 from index import status as _status
 from index import update as _update
-from index.bm25 import BM25Index
 from index.catalog import doc_id_for
 from index.chunkdb import ChunkDB
 from index.embed import Embedder, make_embedder
 from index.errors import UserError
 from index.fingerprint import bulletin_sha, is_current
+from index.keywords import KeywordIndex
 from index.load import SUPPORTED
 from index.place import ASK_TO_REPLACE, Placement, backup, safe_name
 from index.report import UpdateReport
@@ -43,8 +43,7 @@ class Index:
         self.db = ChunkDB(settings.db_path)
         self._embedder = embedder
         self._store: ChromaStore | None = None
-        self._bm25: BM25Index | None = None
-        self._bm25_gen: str | None = None
+        self._bm25: KeywordIndex | None = None
         self._record_manager: Any = None
         self._lazy = threading.RLock()  # concurrent first questions must not build a store twice
 
@@ -77,13 +76,11 @@ class Index:
         return self._store
 
     @property
-    def bm25(self) -> BM25Index:
-        """The saved BM25 index, reloaded when another process has written a newer one."""
-        current = self.settings.bm25_path / "CURRENT"
-        gen = current.read_text().strip() if current.is_file() else None
+    def bm25(self) -> KeywordIndex:
+        """The keyword index (BM25), in step with the chunk table at every search (index.keywords)."""
         with self._lazy:
-            if self._bm25 is None or gen != self._bm25_gen:
-                self._bm25, self._bm25_gen = BM25Index.load(self.settings.bm25_path), gen
+            if self._bm25 is None:
+                self._bm25 = KeywordIndex(self.settings.db_path, self.settings.bm25_path)
             return self._bm25
 
     @property

@@ -107,7 +107,7 @@ def interrupted(home: Path) -> str | None:
     if pid is not None:
         return f"the last index update (pid {pid}) was interrupted before it finished; {REPAIR} to repair the index"
     if dirty.exists():
-        return f"the last index update was interrupted before it rebuilt BM25; {REPAIR} to repair the index"
+        return f"the last index update was interrupted before it finished; {REPAIR} to repair the index"
     return None
 
 

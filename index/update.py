@@ -1,7 +1,8 @@
 """The update pipeline: scan the corpus folder -> fingerprint each file (``index.fingerprint``;
 unchanged files stop here) -> prepare a changed file's bulletins and chunks (``index.prepare``)
 -> embed and write them (``index.write``: the model starts while the next files are read) ->
-remove what left the corpus -> rebuild BM25 -> log the update (``index.report``).
+remove what left the corpus -> log the update (``index.report``) -> a new main keyword segment
+when enough has changed (``index.keywords``: the chunk table's triggers keep it in step meanwhile).
 One update at a time per data directory (``UpdateLock``)."""
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from index import dedupe
-from index.bm25 import BM25Index
 from index.catalog import by_file, doc_id_for, entries_of, part_entry, read_catalog, scan
 from index.errors import LoadError, UpdateBusy
 from index.fingerprint import bulletin_sha, file_fingerprint, is_current
@@ -54,7 +54,7 @@ def rebuild(index: Index, corpus: Path | None = None, progress: bool = True) -> 
 
 def repair(index: Index, progress: bool = False) -> UpdateReport | None:
     """The crash repair of ``index update``: when the last update was interrupted, update again from
-    the corpus it read (written parts are kept, the rest is indexed, BM25 rebuilt); None: nothing to do."""
+    the corpus it read (written parts are kept, the rest is indexed); None: nothing to do."""
     if index.interrupted() is None:
         return None
     return update(index, index.indexed_corpus(), progress=progress, kind="repair", wait=ADD_WAITS_S)
@@ -114,7 +114,7 @@ def run(index: Index, corpus: Path, progress: bool, kind: str) -> UpdateReport:
 
         removed = sorted({*held.get(None, []), *stale})
         changed = bool(docs or removed)
-        dirty = settings.home / "bm25.dirty"  # set while the stores may be ahead of BM25
+        dirty = settings.home / "bm25.dirty"  # set while an update that changed the stores runs
         if changed:
             dirty.touch()
         if writer:
@@ -128,12 +128,12 @@ def run(index: Index, corpus: Path, progress: bool, kind: str) -> UpdateReport:
     report.removed_docs = removed
     if settings.crash_at == "before-bm25":
         kill_self()
-    if changed or dirty.exists() or not (settings.bm25_path / "CURRENT").is_file():
-        BM25Index.from_tokens(*db.bm25_tokens()).save(settings.bm25_path)
-        dirty.unlink(missing_ok=True)
+    dirty.unlink(missing_ok=True)
     report.seconds = time.perf_counter() - t0
     if changed or report.failed or kind != "update":
         db.log_update(kind, {**asdict(report), "fingerprint": index.fingerprint()})
+    if index.bm25.due():  # after the log: an `index add` handed to this process has its answer
+        index.bm25.compact()
     return report
 
 

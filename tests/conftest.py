@@ -32,6 +32,22 @@ def small_corpus(root: Path) -> Path:
     return corpus
 
 
+def assert_keywords_as_rebuilt(index: object, tmp: Path) -> None:
+    """The index's keyword search ranks as one written from scratch over its chunk table: the same
+    chunks, order and scores, for questions made of words of its own chunks."""
+    from index.keywords import KeywordIndex
+
+    live = index.bm25  # type: ignore[attr-defined]
+    fresh = KeywordIndex(live.db_path, tmp / "keywords-rebuilt")
+    fresh.compact(prune=False)
+    assert sorted(live.ids) == sorted(fresh.ids)
+    texts = [r["text"] for r in index.db.all_chunks()][::7]  # type: ignore[attr-defined]
+    questions = [" ".join(t.split()[i:i + 6]) for t in texts for i in (0, 20)] + ["smart city standards"]
+    for q in questions:
+        assert live.search(q, 20) == fresh.search(q, 20), q
+    fresh.close()
+
+
 def expected_ids(corpus: Path) -> set[str]:
     """The chunk ids a clean run over ``corpus`` produces, e-mail files' parts included (what cannot be
     loaded is skipped)."""

@@ -143,21 +143,3 @@ def test_chunk_ids_are_stable(make_settings, corpus_copy: Path, embedder, seed_i
     ids2 = {c.chunk_id for c in chunk_bulletin(meta, shifted, split_articles(shifted, meta.title, meta.date))}
     assert len(set(ids) - ids2) <= 1, "text moved down must keep its ids"
     del index
-
-
-def test_bm25_tokens_of_older_rows_are_computed_once_and_kept(seed_index: Index, tmp_path: Path) -> None:
-    import sqlite3
-
-    from index.chunkdb import ChunkDB
-    from index.tokenize import tokens
-
-    with sqlite3.connect(tmp_path / "index.sqlite") as copy:
-        seed_index.db.conn.backup(copy)
-    db = ChunkDB(tmp_path / "index.sqlite")
-    ids, cached = db.bm25_tokens()
-    assert len(ids) > 50
-    db.conn.execute("UPDATE chunks SET tokens = NULL")  # as a data directory from before the token cache
-    assert db.bm25_tokens() == (ids, cached)
-    stored = {r["id"]: r["tokens"] for r in db.conn.execute("SELECT id, tokens FROM chunks")}
-    row = db.get_chunks([ids[0]])[ids[0]]
-    assert None not in stored.values() and stored[ids[0]].split(" ") == tokens(f"{row['title']}\n{row['text']}")

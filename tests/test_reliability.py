@@ -14,7 +14,7 @@ import pytest
 
 from index.errors import UserError
 from index.indexer import Index
-from tests.conftest import expected_ids, small_corpus
+from tests.conftest import assert_keywords_as_rebuilt, expected_ids, small_corpus
 from tests.pdfs import encrypted_pdf, text_pdf
 from tests.servers import chroma_server, free_port
 
@@ -97,6 +97,15 @@ def test_sigkill_mid_update_then_rerun_is_clean(tmp_path: Path, point: str) -> N
     ids = expected_ids(corpus)
     assert index.db.chunk_ids() == ids == index.store.ids() == set(index.bm25.ids)
     assert index.store.count() == len(ids) == len(index.bm25.ids)  # no duplicates anywhere
+    assert_keywords_as_rebuilt(index, tmp_path)
+    (corpus / "iec-smart-cities.txt").unlink()  # then a removal and an add, each in place
+    assert stdnews(*args).returncode == 0
+    assert_keywords_as_rebuilt(index, tmp_path / "removed")
+    (corpus / "added.txt").write_text("Water metering\n\nA committee on water metering met in Oslo this week.\n")
+    assert stdnews(*args).returncode == 0
+    assert index.bm25.search("water metering Oslo", 1)[0][0].startswith("added")
+    assert_keywords_as_rebuilt(index, tmp_path / "added")
+    assert stdnews("--home", home, "index", "status", "--verify").returncode == 0
 
 
 def test_a_second_update_refuses_while_one_runs(tmp_path: Path) -> None:
