@@ -15,6 +15,7 @@ process on a fresh data directory, with the embedded store and/or a Chroma serve
     python bench/scale.py --sizes 2k,10k --stores embedded,chroma
     python bench/scale.py --sizes 100k                 # one size; results merge into its JSON
     python bench/scale.py --plot                       # redraw docs/scaling.png from bench/out/scale-*.json
+    python bench/scale.py --plot --markdown            # and print a markdown table per size
 
 Writes bench/out/scale-<size>.json (one object per store) and redraws docs/scaling.png.
 """
@@ -301,6 +302,7 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=8)
     ap.add_argument("--questions", type=int, default=64, help="questions the concurrent users ask in all")
     ap.add_argument("--plot", action="store_true", help="only redraw docs/scaling.png from the JSON")
+    ap.add_argument("--markdown", action="store_true", help="print a markdown table per size from the JSON")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args, rest = ap.parse_known_args()
     if args.child:
@@ -318,9 +320,11 @@ def main() -> None:
             for kind in kinds:
                 print(f"wrote {save(size, kind, measure(size, kind, args.sample, args.users, args.questions))}",
                       flush=True)
-    from bench.scale_plot import plot
+    from bench.scale_plot import plot, tables
 
     print(f"drew {plot(OUT, ROOT / 'docs' / 'scaling.png')}")
+    if args.markdown:
+        print(tables(OUT))
 
 
 if __name__ == "__main__":

@@ -84,3 +84,67 @@ def _has(get: Callable[[dict[str, Any]], float | None], run: dict[str, Any]) -> 
         return get(run) is not None
     except (KeyError, TypeError):
         return False
+
+
+def _fmt(run: dict[str, Any], get: Callable[[dict[str, Any]], str]) -> str:
+    try:
+        return get(run)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):  # a failed step, or a figure older runs lack
+        return "-"
+
+
+ROWS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+    ("chunks (tokens)", lambda r: f"{r['build']['chunks']:,} ({r['build']['tokens']:,})"),
+    ("build from empty, wall s (CPU s)", lambda r: f"{r['build']['wall_s']:.1f} ({r['build']['cpu_s']:.0f})"
+     + (f" + Chroma server {r['build']['chroma_server_cpu_s']:.0f} CPU-s" if "chroma_server_cpu_s" in r["build"]
+        else "")),
+    ("build tokens/s (per CPU-s)",
+     lambda r: f"{r['build']['tokens_per_s']:,.0f} ({r['build']['tokens_per_cpu_s']:,.0f})"),
+    ("int8 encode-only tokens/s (per CPU-s), chunks encoded",
+     lambda r: f"{r['encode_only']['tokens_per_s']:,.0f} ({r['encode_only']['tokens_per_cpu_s']:,.0f}),"
+               f" {r['encode_only']['encoded_chunks']:,}"),
+    ("build / encode-only, wall (CPU)",
+     lambda r: f"{r['build']['vs_encode_only']:.2f}x ({r['build']['vs_encode_only_cpu']:.2f}x)"),
+    ("build's seconds in the model; share outside it",
+     lambda r: f"{max(r['build']['embed_fields'].values()):.0f} s; {r['build']['outside_embedding_share']:.0%}"),
+    ("no-op update s", lambda r: f"{r['no-op update']['wall_s']:.2f}"),
+    ("index status s", lambda r: f"{r['status']['wall_s']:.2f}"),
+    ("index status --verify s", lambda r: f"{r['status --verify']['wall_s']:.2f}"),
+    ("retrieval p50 / p95 ms (1 user)",
+     lambda r: f"{r['query']['retrieval_ms']['p50']} / {r['query']['retrieval_ms']['p95']}"),
+    ("extractive answer p50 / p95 ms (1 user)",
+     lambda r: f"{r['query']['ask_ms']['p50']} / {r['query']['ask_ms']['p95']}"),
+    ("`index add` handed to `stdnews chat`, s (server's update s)",
+     lambda r: f"{r['chat']['add']['wall_s']:.2f} ({r['chat']['add']['server_update_s']})"
+               + ("" if r["chat"]["add"]["handed_over"] else ", NOT handed over")),
+    ("next question answered from the new bulletin", lambda r: "yes" if r["chat"]["next_question"]["answered_from_it"]
+     else f"no: cited {r['chat']['next_question']['cited']}"),
+    ("chat server ready s", lambda r: f"{r['chat']['ready_s']:.1f}"),
+    ("chat peak RSS MiB, 8 users (whole life)",
+     lambda r: f"{r['chat']['load']['memory']['peak_mb']:.0f} ({r['chat']['peak_rss_mb']:.0f})"),
+    ("8 users: answered / errors, p50 ms", lambda r: f"{r['chat']['load']['answered']} / {r['chat']['load']['errors']},"
+     f" {r['chat']['load']['latency_ms']['p50']:.0f}"),
+    ("index.sqlite MiB", lambda r: f"{_mib(r, 'index.sqlite')}"),
+    ("chroma/ MiB", lambda r: f"{_mib(r, 'chroma-server' if r['store'] == 'chroma' else 'chroma')}"),
+    ("load average (1 min) at start / end", lambda r: f"{r['load_start'][0]} / {r['load_end'][0]}"),
+    ("commit", lambda r: r["commit"]),
+]
+
+
+def _mib(run: dict[str, Any], name: str) -> str:
+    files = run["disk"]["files"]
+    total = sum(v for k, v in files.items() if k == name or k.startswith(f"{name}-"))  # -wal, -shm beside it
+    return f"{total / 2**20:.1f}"
+
+
+def tables(out: Path) -> str:
+    """One markdown table per size: every figure, one column per store."""
+    parts = []
+    for path in sorted(out.glob("scale-*.json"), key=lambda p: int(p.stem.split("-")[1].rstrip("k"))):
+        data = json.loads(path.read_text())
+        kinds = [k for k in ("embedded", "chroma") if k in data]
+        lines = [f"### {path.stem.split('-')[1]} (`{path.relative_to(out.parent.parent)}`)", "",
+                 "| figure | " + " | ".join(kinds) + " |", "|---|" + "---:|" * len(kinds)]
+        lines += [f"| {name} | " + " | ".join(_fmt(data[k], get) for k in kinds) + " |" for name, get in ROWS]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"
