@@ -72,8 +72,9 @@ def band_keys(sig: np.ndarray) -> list[int]:
                            .digest(), "little", signed=True) for b in range(BANDS)]
 
 
-def article(doc_id: str, index: int, text: str) -> Article:
-    ws = words(text)
+def article(doc_id: str, index: int, text: str, word_set: Iterable[str] | None = None) -> Article:
+    """An article's record from its text, or from its content words when the caller has them."""
+    ws = words(text) if word_set is None else frozenset(word_set)
     return Article(doc_id, index, ws, signature(ws))
 
 

@@ -38,16 +38,18 @@ def load_text(path: Path, suffix: str | None = None) -> str:
     return "\n\n".join(p.text for p in load_parts(path, suffix).parts)
 
 
-def load_parts(path: Path, suffix: str | None = None) -> Loaded:
+def load_parts(path: Path, suffix: str | None = None, data: bytes | None = None) -> Loaded:
     """The bulletins ``path`` holds: one for most files, a message and its attachments for an .eml,
-    every message for an .mbox (``index.mail``). LoadError when none can be read."""
+    every message for an .mbox (``index.mail``). LoadError when none can be read. ``data``: the
+    file's bytes when the caller has read them already (an update fingerprints them first)."""
     suffix = (suffix or path.suffix).lower()
     if suffix not in SUPPORTED:
         raise LoadError(path, f"unsupported file type '{suffix or '(none)'}' (use {', '.join(SUPPORTED)})")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise LoadError(path, f"cannot be read ({exc.strerror or exc})") from None
+    if data is None:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise LoadError(path, f"cannot be read ({exc.strerror or exc})") from None
     if suffix in MULTIPART:
         from index.mail import mail_parts
 

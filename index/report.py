@@ -32,6 +32,7 @@ class UpdateReport:
     kept: int = 0
     new_articles: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    embed_seconds: float = 0.0  # of ``seconds``, wall time in the model's calls (overlapping the rest)
 
     @property
     def ok(self) -> bool:
@@ -47,6 +48,7 @@ class UpdateReport:
         self.deleted += other.deleted
         self.kept += other.kept
         self.seconds += other.seconds
+        self.embed_seconds += other.embed_seconds
 
     @classmethod
     def from_log(cls, entry: dict[str, Any]) -> UpdateReport:
@@ -60,7 +62,8 @@ class UpdateReport:
     def summary(self) -> str:
         parts = [f"{self.files} files: {len(self.added_docs)} new, {len(self.changed_docs)} changed,"
                  f" {len(self.removed_docs)} removed, {self.unchanged} unchanged"]
-        parts.append(f"embedded {self.embedded} chunks, deleted {self.deleted}, kept {self.kept}")
+        model = f" ({self.embed_seconds:.1f} s in the model)" if self.embed_seconds >= 0.05 else ""
+        parts.append(f"embedded {self.embedded} chunks{model}, deleted {self.deleted}, kept {self.kept}")
         if self.failed:
             parts.append(f"{len(self.failed)} file(s) failed and were left as they were in the index")
         return "; ".join(parts) + f" ({self.seconds:.1f} s)"

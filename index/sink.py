@@ -4,6 +4,7 @@ writes embed the chunks and land in Chroma and the chunk table together."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -44,6 +45,7 @@ class Prefetch:
         self._ready: dict[str, np.ndarray] = {}  # float32 rows: 1.5 KiB a vector, not 12 as lists
         self._error: BaseException | None = None
         self._finished = self._done = self._closed = False
+        self.seconds = 0.0  # wall seconds inside the embedder's calls
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="stdnews-embed", daemon=True)
         self._thread.start()
@@ -80,7 +82,10 @@ class Prefetch:
     def _run(self) -> None:
         try:
             while (part := self._next()) is not None:
-                vectors = np.asarray(self._embedder().embed_documents([text for _, text in part]), dtype=np.float32)
+                model = self._embedder()
+                t0 = time.perf_counter()
+                vectors = np.asarray(model.embed_documents([text for _, text in part]), dtype=np.float32)
+                self.seconds += time.perf_counter() - t0
                 with self._cond:
                     if not self._closed:
                         self._ready.update(zip((cid for cid, _ in part), vectors, strict=True))
@@ -119,6 +124,7 @@ class IndexSink(LCVectorStore):
         self._embedder = embedder  # lazy: a no-op update never loads the model
         self.on_embedded = on_embedded or (lambda n: None)
         self.embedded = 0
+        self.direct_seconds = 0.0  # embedding calls made here, for ids the look-ahead did not hold
         self.prefetch: Prefetch | None = None
 
     def plan(self, documents: Sequence[Document]) -> None:
@@ -137,14 +143,21 @@ class IndexSink(LCVectorStore):
             model = self._embedder()
             for i in range(0, len(texts), EMBED_STEP):
                 part = texts[i : i + EMBED_STEP]
+                t0 = time.perf_counter()
                 vectors.extend(model.embed_documents(part))
+                self.direct_seconds += time.perf_counter() - t0
                 self.on_embedded(len(part))
-        metas = [{k: v for k, v in d.metadata.items() if k not in ("start", "end")} for d in documents]
+        metas = [{k: v for k, v in d.metadata.items() if k not in ("start", "end", "tokens")} for d in documents]
         self.store.upsert(ids, vectors, metas, [d.page_content for d in documents])
         rows = [{**d.metadata, "id": cid, "text": d.page_content} for cid, d in zip(ids, documents, strict=True)]
         self.db.put_chunks(rows)
         self.embedded += len(ids)
         return ids
+
+    @property
+    def embed_seconds(self) -> float:
+        """Wall seconds spent in the embedder's calls (the look-ahead thread's and this sink's own)."""
+        return self.direct_seconds + (self.prefetch.seconds if self.prefetch else 0.0)
 
     def add_texts(self, texts: Iterable[str], metadatas: list[dict] | None = None, **kwargs: Any) -> list[str]:
         docs = [Document(page_content=t, metadata=m) for t, m in zip(texts, metadatas or [], strict=True)]

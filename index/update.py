@@ -82,35 +82,36 @@ def run(index: Index, corpus: Path, progress: bool, kind: str) -> UpdateReport:
     described = by_file(catalog, files)  # catalog entries by file
     stale: list[str] = []  # bulletins a changed file no longer holds
     try:
-        for doc_id, path in _progress(files.items(), progress and len(files) > 50, "reading"):
-            try:
-                data = path.read_bytes()
-            except OSError as exc:
-                report.failed.append((str(path), f"cannot be read ({exc.strerror or exc})"))
-                continue
-            fp = file_fingerprint(data, entries_of(catalog, doc_id, path.suffix, described), settings)
-            owned = held.get(doc_id, [])
-            if is_current([known[d] for d in owned], fp):
-                report.unchanged += 1
-                continue
-            try:
-                loaded = load_parts(path)
-            except LoadError as exc:
-                report.failed.append((str(path), exc.reason))
-                continue
-            parts, kept = parts_of(db, doc_id, path, loaded, files, owned, report)
-            if not parts:
-                continue
-            sha = bulletin_sha(fp, len(parts) + len(kept))
-            for bulletin_id, part in parts.items():
-                file_docs, record = prepare(db, settings, bulletin_id, path, part.text, sha,
-                                            part_entry(catalog, doc_id, part), report)
-                docs.extend(file_docs)
-                fresh.append(record)
-                writer = writer or make_writer(index, progress)
-                writer.plan(file_docs)  # the model starts on these while the next files are read
-            fresh.extend({**old, "sha256": sha, "offsets": []} for old in kept)
-            stale.extend(d for d in owned if d not in parts and d not in {k["doc_id"] for k in kept})
+        with db.batch():  # bulletins' articles and duplicate links: committed in batches, not one by one
+            for doc_id, path in _progress(files.items(), progress and len(files) > 50, "reading"):
+                try:
+                    data = path.read_bytes()
+                except OSError as exc:
+                    report.failed.append((str(path), f"cannot be read ({exc.strerror or exc})"))
+                    continue
+                fp = file_fingerprint(data, entries_of(catalog, doc_id, path.suffix, described), settings)
+                owned = held.get(doc_id, [])
+                if is_current([known[d] for d in owned], fp):
+                    report.unchanged += 1
+                    continue
+                try:
+                    loaded = load_parts(path, data=data)
+                except LoadError as exc:
+                    report.failed.append((str(path), exc.reason))
+                    continue
+                parts, kept = parts_of(db, doc_id, path, loaded, files, owned, report)
+                if not parts:
+                    continue
+                sha = bulletin_sha(fp, len(parts) + len(kept))
+                for bulletin_id, part in parts.items():
+                    file_docs, record = prepare(db, settings, bulletin_id, path, part.text, sha,
+                                                part_entry(catalog, doc_id, part), report)
+                    docs.extend(file_docs)
+                    fresh.append(record)
+                    writer = writer or make_writer(index, progress)
+                    writer.plan(file_docs)  # the model starts on these while the next files are read
+                fresh.extend({**old, "sha256": sha, "offsets": []} for old in kept)
+                stale.extend(d for d in owned if d not in parts and d not in {k["doc_id"] for k in kept})
 
         removed = sorted({*held.get(None, []), *stale})
         changed = bool(docs or removed)

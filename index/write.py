@@ -68,12 +68,14 @@ def write(index: Index, writer: Writer, docs: list[Any], fresh: list[dict[str, A
                           key_encoder=lambda d: d.metadata["chunk_id"],
                           batch_size=index.settings.index_batch_size)
     report.embedded, report.deleted = writer.sink.embedded, result["num_deleted"]
+    report.embed_seconds = writer.sink.embed_seconds
     if writer.sink.embedded:  # which model the vectors come from: queries must use the same
         index.db.set_meta("embedder", index.embedder.name)
     report.kept = result["num_skipped"]
-    for rec in fresh:
-        index.db.set_offsets(rec.pop("offsets"))
-        index.db.put_bulletin(rec)
+    with index.db.batch():  # after every chunk is stored: one commit, not two per bulletin
+        for rec in fresh:
+            index.db.set_offsets(rec.pop("offsets"))
+            index.db.put_bulletin(rec)
 
 
 def remove(index: Index, doc_ids: list[str], report: UpdateReport) -> None:
