@@ -230,8 +230,9 @@ class KeywordIndex:
             return main.ids[i] if i < len(main.ids) else delta.ids[i - len(main.ids)]
 
         cut = -np.partition(-total, n - 1)[n - 1]
-        best = sorted(np.flatnonzero(total >= cut), key=lambda i: (-total[i], id_of(i)))[:n]  # ties by id
-        return [(id_of(i), float(total[i])) for i in best]
+        above = sorted(np.flatnonzero(total > cut), key=lambda i: (-total[i], id_of(i)))
+        tied = sorted(map(id_of, np.flatnonzero(total == cut)))[:n - len(above)]  # ties go by id, as in a rebuild
+        return [(id_of(i), float(total[i])) for i in above] + [(c, float(cut)) for c in tied]
 
     # writing ------------------------------------------------------------------------------------
     def due(self) -> bool:
