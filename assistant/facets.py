@@ -1,5 +1,5 @@
-"""What the indexed passages name (standards, committees, organisations), read from the
-chunk table, for the chat window's filter lists; and org names as users type them
+"""What the indexed passages name (standards, committees, organisations), from the counts
+the chunk table keeps (``ChunkDB.label_counts``), for the chat window's filter lists; and org names as users type them
 turned into the names the index stores."""
 
 from __future__ import annotations
@@ -35,11 +35,8 @@ def facets(index: Index) -> tuple[list[Facet], list[Facet]]:
     ``TC n`` that only ever appears as one ``SAC/TC n`` is left out, it would select the same passages."""
     labels: Counter[str] = Counter()
     orgs: Counter[str] = Counter()
-    rows = index.db.conn.execute(
-        "SELECT json_extract(meta, '$.standards'), json_extract(meta, '$.orgs') FROM chunks")
-    for packed_labels, packed_orgs in rows:
-        labels.update(_unpack(packed_labels))
-        orgs.update(_unpack(packed_orgs))
+    for kind, label, n in index.db.label_counts():  # kept by the chunk table's writes: no scan of the chunks
+        (labels if kind == "standards" else orgs)[label] += n
     by_key: dict[str, tuple[str, str, int]] = {}  # key -> (label, kind, passages)
     for label, n in labels.items():
         found = find_identifiers(label)
@@ -72,10 +69,6 @@ def normalise_orgs(raw: list[str] | None, known: list[str] | None = None) -> lis
             raise UserError(f"organisation {value!r} is not one I recognise (e.g. ISO, IEC, ITU, SAC, CESI, ANSI)")
         out.extend(n for n in names if n not in out)
     return out
-
-
-def _unpack(packed: str | None) -> list[str]:
-    return [v for v in (packed or "").split("|") if v]
 
 
 def _better(label: str, n: int, best: str, best_n: int) -> bool:

@@ -5,6 +5,7 @@ deleted to ``keyword_log``, in the same transaction: index/keywords.py reads tha
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import time
@@ -47,6 +48,14 @@ CREATE TRIGGER IF NOT EXISTS chunks_logged_delete AFTER DELETE ON chunks
     BEGIN INSERT INTO keyword_log (id) VALUES (old.id); END;
 CREATE TRIGGER IF NOT EXISTS chunks_logged_update AFTER UPDATE OF title, text, tokens ON chunks
     BEGIN INSERT INTO keyword_log (id) VALUES (new.id); END;
+CREATE TABLE IF NOT EXISTS chunk_labels (
+    kind TEXT NOT NULL, label TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (kind, label)) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS dup_pairs_counted_insert AFTER INSERT ON dup_pairs BEGIN
+    INSERT INTO meta (key, value) VALUES ('pairs_version', '1')
+    ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1; END;
+CREATE TRIGGER IF NOT EXISTS dup_pairs_counted_delete AFTER DELETE ON dup_pairs BEGIN
+    INSERT INTO meta (key, value) VALUES ('pairs_version', '1')
+    ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1; END;
 CREATE TABLE IF NOT EXISTS updates (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, kind TEXT NOT NULL, summary TEXT NOT NULL);
 """
@@ -73,6 +82,9 @@ class ChunkDB:
         columns = {r[1] for r in self.conn.execute("PRAGMA table_info(chunks)")}
         if "tokens" not in columns:  # a data directory from before the BM25 token cache
             self.conn.execute("ALTER TABLE chunks ADD COLUMN tokens TEXT")
+        if self.meta("id_sum") is None and self.conn.execute("SELECT 1 FROM chunks LIMIT 1").fetchone() is None:
+            self.set_meta("id_sum", "0")  # a new chunk table: kept from the first write on
+            self.set_meta("labels_kept", "1")
 
     def close(self) -> None:
         self.conn.close()
@@ -82,6 +94,8 @@ class ChunkDB:
         """Insert or replace chunks, with their BM25 tokens (a row's ``tokens`` when the update has
         them, else computed here; the keyword index reads them: index/keywords.py)."""
         with self._tx():
+            self._account([r["id"] for r in rows], -1)  # what these rows replace leaves the counts
+            self._account(rows, +1)
             self.conn.executemany(
                 'INSERT OR REPLACE INTO chunks (id, doc_id, article, title, bulletin_title, publisher, date,'
                 ' date_num, start, "end", text, meta, tokens) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)',
@@ -98,7 +112,58 @@ class ChunkDB:
 
     def delete_chunks(self, ids: Sequence[str]) -> None:
         with self._tx():
+            self._account(ids, -1)
             self.conn.executemany("DELETE FROM chunks WHERE id=?", [(i,) for i in ids])
+
+    def id_sum(self) -> int:
+        """The sum of the chunk ids' 64-bit hashes (mod 2**64): identifies the set of chunk ids.
+        Kept in the meta table by every write of this class, so reading it costs one lookup; computed
+        from all ids once, in a write transaction, for a data directory from before it was kept."""
+        if (kept := self.meta("id_sum")) is not None:
+            return int(kept)
+        with self._tx():
+            total = sum(map(_id_hash, (r[0] for r in self.conn.execute("SELECT id FROM chunks")))) % 2**64
+            self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('id_sum', ?)", (str(total),))
+        return total
+
+    def label_counts(self) -> list[tuple[str, str, int]]:
+        """(kind, label, passages) for the ``standards`` and ``orgs`` the chunks name: kept by every
+        write of this class (the filter lists read them on each page load); counted from all chunks
+        once, in a write transaction, for a data directory from before they were kept."""
+        if self.meta("labels_kept") is None:
+            with self._tx():
+                self.conn.execute("DELETE FROM chunk_labels")
+                for (meta,) in self.conn.execute("SELECT meta FROM chunks").fetchall():
+                    self._add_labels(json.loads(meta), +1)
+                self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('labels_kept', '1')")
+        return [tuple(r) for r in self.conn.execute("SELECT kind, label, n FROM chunk_labels WHERE n > 0")]
+
+    def _account(self, rows: Sequence[Any], sign: int) -> None:
+        """Inside a write transaction, before the write: the kept ``id_sum`` and label counts gain the
+        chunks of ``rows`` (``sign`` +1: rows about to be inserted) or lose those of the ids present now
+        (-1: about to be deleted or replaced)."""
+        sums, labels = self.meta("id_sum"), self.meta("labels_kept")
+        if sums is None and labels is None:
+            return  # neither kept yet: each is computed from the table when first asked
+        if sign > 0:
+            changing = {r["id"]: r for r in rows}
+        else:
+            changing = {}
+            for marks, part in _in_lists(sorted(set(rows))):
+                q = f"SELECT id, meta FROM chunks WHERE id IN ({marks})"
+                changing |= {cid: json.loads(meta) for cid, meta in self.conn.execute(q, part)}
+        if sums is not None:
+            total = (int(sums) + sign * sum(map(_id_hash, changing))) % 2**64
+            self.conn.execute("UPDATE meta SET value=? WHERE key='id_sum'", (str(total),))
+        if labels is not None:
+            for meta in changing.values():
+                self._add_labels(meta, sign)
+
+    def _add_labels(self, meta: dict[str, Any], sign: int) -> None:
+        counts = [(kind, label, sign) for kind in ("standards", "orgs")
+                  for label in (meta.get(kind) or "").split("|") if label]
+        self.conn.executemany("INSERT INTO chunk_labels (kind, label, n) VALUES (?,?,?)"
+                              " ON CONFLICT(kind, label) DO UPDATE SET n = n + excluded.n", counts)
 
     def chunk_ids(self, doc_id: str | None = None) -> set[str]:
         if doc_id is None:
@@ -229,6 +294,10 @@ class ChunkDB:
     def signatures(self) -> list[sqlite3.Row]:
         return self.conn.execute("SELECT doc_id, article, sig, words FROM article_sigs").fetchall()
 
+    def pairs_version(self) -> str:
+        """Changes whenever a duplicate pair is stored or removed (the table's triggers count them)."""
+        return self.meta("pairs_version") or "0"
+
     def dup_pairs(self) -> list[tuple[str, int, str, int]]:
         return [tuple(r) for r in self.conn.execute("SELECT doc_a, art_a, doc_b, art_b FROM dup_pairs")]
 
@@ -342,6 +411,10 @@ class _Tx:
         self.conn.execute("RELEASE tx")
         if not exc_type:
             self.db._batch_step()
+
+
+def _id_hash(chunk_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(chunk_id.encode(), digest_size=8).digest(), "big")
 
 
 def _in_lists(values: Sequence[Any], size: int = 400) -> Iterator[tuple[str, list[Any]]]:

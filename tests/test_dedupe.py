@@ -187,3 +187,23 @@ def test_another_connections_links_are_seen_by_a_build_holding_bands_in_memory(t
     dedupe.link(watcher, "fourth", [_art("fourth", 0, _story(rng))])
     assert watcher.lsh is None  # its copy was stale: dropped, looked up in SQLite
     assert _pairs(watcher) == {frozenset({("first", 0), ("third", 0)})}
+
+
+def test_groups_are_kept_until_a_pair_changes(db: ChunkDB) -> None:
+    import json
+    from types import SimpleNamespace
+
+    from index import read
+
+    rng = random.Random(7)
+    story = _story(rng)
+    for doc_id in ("a", "b"):
+        dedupe.link(db, doc_id, [_art(doc_id, 0, _retold(rng, story))])
+    holder = SimpleNamespace(db=db)
+    assert {frozenset(g) for g in read._groups(holder)} == _groups(db) == {frozenset({("a", 0), ("b", 0)})}
+    db.set_meta("dup_groups", json.dumps({"version": db.pairs_version(), "groups": [[["x", 9]]]}))
+    assert read._groups(holder) == [[("x", 9)]]  # while no pair changes, the kept groups are what is read
+    dedupe.link(db, "c", [_art("c", 0, _retold(rng, story))])
+    assert {frozenset(g) for g in read._groups(holder)} == _groups(db) == {frozenset({("a", 0), ("b", 0), ("c", 0)})}
+    db.delete_articles("c")
+    assert {frozenset(g) for g in read._groups(holder)} == {frozenset({("a", 0), ("b", 0)})}

@@ -3,6 +3,8 @@ manager), bad files, and the article splitter and chunker on the seeds."""
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from pathlib import Path
 
 from index.indexer import Index
@@ -143,3 +145,36 @@ def test_chunk_ids_are_stable(make_settings, corpus_copy: Path, embedder, seed_i
     ids2 = {c.chunk_id for c in chunk_bulletin(meta, shifted, split_articles(shifted, meta.title, meta.date))}
     assert len(set(ids) - ids2) <= 1, "text moved down must keep its ids"
     del index
+
+
+def test_the_fingerprint_is_kept_in_step_with_the_chunk_ids(tmp_path: Path) -> None:
+    """``ChunkDB.id_sum`` (the index fingerprint) is kept by every write and equals the sum computed
+    from the table: after inserts, replacements, deletions, and for a table from before it was kept."""
+    from index.chunkdb import ChunkDB, _id_hash
+
+    def row(cid: str, standards: str = "|ISO 37120|", orgs: str = "|ISO|") -> dict[str, object]:
+        return {"id": cid, "doc_id": cid[0], "article": 0, "title": "", "bulletin_title": "", "publisher": "",
+                "date": "", "date_num": 0, "text": f"text of {cid}", "standards": standards, "orgs": orgs}
+
+    def from_scratch(db: ChunkDB) -> int:
+        counted: Counter[tuple[str, str]] = Counter()
+        for (meta,) in db.conn.execute("SELECT meta FROM chunks"):
+            for kind in ("standards", "orgs"):
+                counted.update((kind, v) for v in json.loads(meta).get(kind, "").split("|") if v)
+        assert sorted(db.label_counts()) == sorted((k, v, n) for (k, v), n in counted.items())  # the filter lists
+        return sum(_id_hash(c) for c in db.chunk_ids()) % 2**64
+
+    db = ChunkDB(tmp_path / "c.sqlite")
+    assert db.id_sum() == 0
+    db.put_chunks([row(f"a{i}") for i in range(30)])
+    first = db.id_sum()
+    assert first == from_scratch(db) != 0
+    db.put_chunks([row("a3", "|IEC 61850|", ""), row("a3", "|IEC 61850|", ""), row("b1")])  # a repeat counts once
+    assert db.id_sum() == from_scratch(db) != first
+    db.delete_chunks(["b1", "zz"])  # an id that is not there changes nothing
+    assert db.id_sum() == first == from_scratch(db)
+    db.conn.execute("DELETE FROM meta WHERE key IN ('id_sum', 'labels_kept')")  # as before they were kept
+    db.put_chunks([row("c1")])
+    assert db.id_sum() == from_scratch(db)
+    db.delete_chunks(["c1"])
+    assert db.id_sum() == first == from_scratch(db)
