@@ -23,6 +23,7 @@ import os
 import shutil
 import sqlite3
 import threading
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,17 +50,19 @@ class Segment:
 
     @classmethod
     def build(cls, ids: Sequence[str], token_lists: Sequence[Sequence[str]]) -> Segment:
-        vocab: dict[str, int] = {}
-        coded = [[vocab.setdefault(t, len(vocab)) for t in toks if t] for toks in token_lists]
-        n_docs, n_vocab = len(coded), len(vocab)
-        lengths = np.fromiter((max(1, len(c)) for c in coded), dtype=np.int64, count=n_docs)  # bm25s: "" -> 1
-        sizes = np.fromiter(map(len, coded), dtype=np.int64, count=n_docs)
-        flat = np.fromiter(itertools.chain.from_iterable(coded), dtype=np.int64, count=int(sizes.sum()))
+        vocab: defaultdict[str, int] = defaultdict()
+        vocab.default_factory = vocab.__len__  # a new token gets the next id, all in C (map below)
+        n_docs = len(token_lists)
+        sizes = np.fromiter(map(len, token_lists), dtype=np.int64, count=n_docs)  # no "" tokens: _token_rows
+        flat = np.fromiter(map(vocab.__getitem__, itertools.chain.from_iterable(token_lists)), dtype=np.int64,
+                           count=int(sizes.sum()))
+        n_vocab = len(vocab)
+        lengths = np.maximum(sizes, 1)  # an empty chunk counts as one token long, as bm25s counts it
         keys, tf = np.unique(flat * max(1, n_docs) + np.repeat(np.arange(n_docs), sizes), return_counts=True)
         term, doc = keys // max(1, n_docs), keys % max(1, n_docs)  # sorted by term, then document
         indptr = np.zeros(n_vocab + 1, dtype=np.int64)
         np.cumsum(np.bincount(term, minlength=n_vocab), out=indptr[1:])
-        return cls(list(ids), vocab, indptr, doc.astype(np.int32), tf.astype(np.int32), lengths)
+        return cls(list(ids), dict(vocab), indptr, doc.astype(np.int32), tf.astype(np.int32), lengths)
 
     @classmethod
     def empty(cls) -> Segment:
@@ -277,7 +280,7 @@ def _token_rows(conn: sqlite3.Connection, where: str, params: Iterable[object]) 
     """(id, BM25 tokens) of chunk rows; rows written before the token cache are tokenised here."""
     out = []
     for cid, cached, title, text in conn.execute(f"SELECT id, tokens, title, text FROM chunks {where}", tuple(params)):
-        out.append((cid, cached.split(" ") if cached is not None else tokens(f"{title}\n{text}")))
+        out.append((cid, cached.split() if cached is not None else [t for t in tokens(f"{title}\n{text}") if t]))
     return out
 
 
