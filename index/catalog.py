@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import tomllib
 from collections.abc import Container, Iterable
 from pathlib import Path
@@ -90,16 +91,34 @@ def scan(corpus: Path) -> tuple[dict[str, Path], list[tuple[Path, str]]]:
     return found, skipped
 
 
+_READ: dict[Path, tuple[tuple[int, ...], dict[str, dict[str, str]]]] = {}  # catalog path -> (its stat, entries)
+
+
 def read_catalog(corpus: Path) -> dict[str, dict[str, str]]:
-    """Raw catalog entries by doc_id (empty when the folder has no catalog)."""
+    """Raw catalog entries by doc_id (empty when the folder has no catalog); not to be changed by
+    callers: a catalog whose size, times and inode are unchanged is read once per process (a watcher
+    reads it on every update; 0.5 s for the 6,350 entries of a 100k-chunk corpus). One written less
+    than 2 s before it was read is read again next time (as ``fingerprint.SeenFiles``)."""
     path = corpus / CATALOG
+    try:
+        st = path.stat()
+    except OSError:
+        return {}
     if not path.is_file():
         return {}
+    key = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    kept = _READ.get(path)
+    if kept and kept[0] == key:
+        return kept[1]
+    now = time.time_ns()
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not valid TOML ({exc}); fix the catalog") from None
-    return {k: _clean(v) for k, v in data.items() if isinstance(v, dict)}
+    entries = {k: _clean(v) for k, v in data.items() if isinstance(v, dict)}
+    if max(st.st_mtime_ns, st.st_ctime_ns) < now - 2_000_000_000:
+        _READ[path] = (key, entries)
+    return entries
 
 
 def _clean(value: Any) -> Any:

@@ -24,7 +24,7 @@ from index.catalog import doc_id_for
 from index.chunkdb import ChunkDB
 from index.embed import Embedder, make_embedder
 from index.errors import UserError
-from index.fingerprint import bulletin_sha, is_current
+from index.fingerprint import SeenFiles, bulletin_sha, is_current
 from index.keywords import KeywordIndex
 from index.load import SUPPORTED
 from index.place import ASK_TO_REPLACE, Placement, backup, safe_name
@@ -44,6 +44,7 @@ class Index:
         self._embedder = embedder
         self._store: ChromaStore | None = None
         self._bm25: KeywordIndex | None = None
+        self.seen = SeenFiles()  # corpus files' fingerprints, kept while their stat is unchanged
         self._record_manager: Any = None
         self._lazy = threading.RLock()  # concurrent first questions must not build a store twice
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from index import dedupe
 from index.catalog import by_file, doc_id_for, entries_of, part_entry, read_catalog, scan
 from index.errors import LoadError, UpdateBusy
-from index.fingerprint import bulletin_sha, file_fingerprint, is_current
+from index.fingerprint import bulletin_sha, is_current
 from index.load import SUPPORTED, load_parts
 from index.prepare import parts_of, prepare
 from index.report import UpdateReport
@@ -85,14 +85,15 @@ def run(index: Index, corpus: Path, progress: bool, kind: str) -> UpdateReport:
         with db.batch():  # bulletins' articles and duplicate links: committed in batches, not one by one
             for doc_id, path in _progress(files.items(), progress and len(files) > 50, "reading"):
                 try:
-                    data = path.read_bytes()
+                    fp, data = index.seen.fingerprint(path, entries_of(catalog, doc_id, path.suffix, described),
+                                                      settings)
+                    owned = held.get(doc_id, [])
+                    if is_current([known[d] for d in owned], fp):
+                        report.unchanged += 1
+                        continue
+                    data = data if data is not None else path.read_bytes()
                 except OSError as exc:
                     report.failed.append((str(path), f"cannot be read ({exc.strerror or exc})"))
-                    continue
-                fp = file_fingerprint(data, entries_of(catalog, doc_id, path.suffix, described), settings)
-                owned = held.get(doc_id, [])
-                if is_current([known[d] for d in owned], fp):
-                    report.unchanged += 1
                     continue
                 try:
                     loaded = load_parts(path, data=data)

@@ -178,3 +178,38 @@ def test_the_fingerprint_is_kept_in_step_with_the_chunk_ids(tmp_path: Path) -> N
     assert db.id_sum() == from_scratch(db)
     db.delete_chunks(["c1"])
     assert db.id_sum() == first == from_scratch(db)
+
+
+def test_unchanged_files_and_catalog_are_not_read_again(tmp_path: Path) -> None:
+    """A running watcher keeps the fingerprints of files (and the catalog) whose size, times and inode
+    did not change; any write is seen, also one of the same size, and one within 2 s of hashing
+    (racy: its times may not tell) is hashed again next time."""
+    import os
+    import time
+
+    from index.catalog import read_catalog
+    from index.fingerprint import SeenFiles, file_fingerprint
+    from index.settings import load_settings
+
+    settings = load_settings(home=tmp_path / "home")
+    seen = SeenFiles()
+    f = tmp_path / "a.txt"
+    f.write_text("first version")
+    fp, data = seen.fingerprint(f, None, settings)
+    assert data == b"first version" and seen.fingerprint(f, None, settings)[1] is not None  # racy: read again
+    time.sleep(2.1)
+    assert seen.fingerprint(f, None, settings)[1] is not None  # hashed now that it is old enough: kept
+    assert seen.fingerprint(f, None, settings) == (fp, None)  # kept: not read
+    assert seen.fingerprint(f, {"title": "T"}, settings)[1] is not None  # its catalog entry changed
+    f.write_text("other version")  # same size
+    fp2, data2 = seen.fingerprint(f, None, settings)
+    assert data2 == b"other version" and fp2 == file_fingerprint(data2, None, settings) != fp
+    os.utime(f, ns=(10**18, 10**18))  # only the times changed: read again, same fingerprint
+    assert seen.fingerprint(f, None, settings) == (fp2, b"other version")
+
+    (tmp_path / "catalog.toml").write_text('[a]\ntitle = "One"\n')
+    time.sleep(2.1)
+    first = read_catalog(tmp_path)
+    assert read_catalog(tmp_path) is first == {"a": {"title": "One"}}  # kept
+    (tmp_path / "catalog.toml").write_text('[a]\ntitle = "Two"\n')
+    assert read_catalog(tmp_path) == {"a": {"title": "Two"}}
