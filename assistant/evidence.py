@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from assistant.lexicon import zipf
 from assistant.question import Question
@@ -108,13 +107,6 @@ def has_kind(kind: str | None, sentence: str, q: Question, context: str = "") ->
     return True
 
 
-@lru_cache(maxsize=8192)
-def token_set(text: str) -> frozenset[str]:
-    """A passage's or sentence's BM25 tokens, kept per text: the same passages and sentences come back
-    for every feature and every question about them."""
-    return frozenset(tokens(text))
-
-
 def sentences(text: str) -> list[str]:
     """Sentences (and bullet items) of a passage, cleaned for quoting; a name line on its own
     ("Jana Zabinski") is joined to the line after it ("Senior Director, ...")."""
@@ -209,13 +201,13 @@ def sentence_candidates(q: Question, full: Question, kind: str | None, passages:
     cands: list[Candidate] = []
     for i, p in enumerate(passages, 1):
         context = p.text
-        ptoks = token_set(p.text)
+        ptoks = set(tokens(p.text))
         pcover = sum(w for t, w in rarity.items() if t in ptoks) / rare_total
         first = len(cands)
         located = float(bool(wanted & identifier_keys(f"{p.title}\n{p.text}")))
         newer = (dates.index(p.date) + 1) / len(dates) if latest and p.date and dates else 0.0
         for j, s in enumerate(sentences(p.text)):
-            toks = token_set(s)
+            toks = set(tokens(s))
             lower = s.lower()
             spec = [coverage(t, lower, toks) for t in q.specific]
             cands.append(Candidate(i, s, {
@@ -274,7 +266,7 @@ def evidence_features(question: str, q: Question, kind: str | None, passages: Se
     weights = term_weights(q)
     total = sum(weights.values()) or 1.0
     top = passages[0]
-    top_toks = token_set(f"{top.title}\n{top.text}")
+    top_toks = set(tokens(f"{top.title}\n{top.text}"))
     scored = sorted(cands, key=lambda c: -c.score)
     usable = [c for c in scored if c.kind_ok]
     rarity = _rarity(question)
@@ -287,21 +279,21 @@ def evidence_features(question: str, q: Question, kind: str | None, passages: Se
     if first:
         home = passages[first.passage - 1]
         home_text = f"{home.title}\n{home.text}"
-        home_lower, home_toks = normalise(home_text).lower(), token_set(home_text)
+        home_lower, home_toks = normalise(home_text).lower(), set(tokens(home_text))
         names_there = sum(coverage(t, home_lower, home_toks) for t in names) / len(names) if names else 1.0
     else:
         names_there = 0.0
     pred = _predicate(question)
     pred_total = sum(pred.values())
-    said = max((sum(w for t, w in pred.items() if t in tk) / pred_total if pred_total else 1.0
-                for tk in (token_set(c.text) for c in scored[:3])), default=0.0)
+    said = max((sum(w for t, w in pred.items() if t in set(tokens(c.text))) / pred_total if pred_total else 1.0
+                for c in scored[:3]), default=0.0)
     most_lex = max(cands, key=lambda c: c.features["lex"], default=None)
     return {
         "kind_at_best": float(most_lex.kind_ok) if most_lex else 0.0,  # the closest match holds the kind asked
         "predicate_names": said * names_there,
         # how many of the top five passages hold half the question's words (weighted by rarity)
-        "agree": sum(sum(w for t, w in rarity.items() if t in tk) / rare_total >= 0.5
-                     for tk in (token_set(p.text) for p in passages[:5])) / 5,
+        "agree": sum(sum(w for t, w in rarity.items() if t in set(tokens(p.text))) / rare_total >= 0.5
+                     for p in passages[:5]) / 5,
         "dense_margin": float(dense[0] - dense[1]),
         "rare_cover_top": sum(w for t, w in rarity.items() if t in top_toks) / rare_total,
         "rare_cover": sum(w for t, w in rarity.items() if t in toks) / rare_total,
