@@ -53,8 +53,7 @@ SENTENCE_FEATURES = ("sem", "lex", "spec", "kind_ok", "prior", "psem", "located"
                      "heading", "novel", "pcover", "rare_lex", "next_to_best", "best_in_p")
 EVIDENCE_FEATURES = ("best", "best_sem", "top_dense", "dense_margin", "cover", "cover_top", "rare_cover_top",
                      "rare_cover", "rarest_absent", "best_rare_lex", "bm25_top", "spec_cover", "spec_absent",
-                     "num_absent", "ids_absent", "kind_missing", "asks_kind", "inside_any", "n_terms",
-                     "kind_at_best", "predicate_names", "agree")
+                     "num_absent", "ids_absent", "kind_missing", "asks_kind", "inside_any", "n_terms")
 
 
 def question_kind(text: str) -> str | None:
@@ -239,17 +238,6 @@ def sentence_candidates(q: Question, full: Question, kind: str | None, passages:
     return cands
 
 
-def _predicate(question: str) -> dict[str, float]:
-    """The question's content words written in lower case (its predicate and what it is about: "cut jobs",
-    "legalise marriage", "price"), as tokens weighted by rarity; names are checked by coverage."""
-    out: dict[str, float] = {}
-    for raw in _WORD.findall(re.sub(r"\bhow (?:many|much)\b", " ", question, flags=re.I)):
-        if not raw[0].isupper():
-            for t in tokens(raw):
-                out[t] = max(out.get(t, 0.0), max(0.5, 7.0 - zipf(raw)))
-    return out
-
-
 def evidence_features(question: str, q: Question, kind: str | None, passages: Sequence[Passage],
                       cands: Sequence[Candidate]) -> tuple[dict[str, float], list[str]]:
     """Features of the evidence as a whole (EVIDENCE_FEATURES), and the question's specific terms
@@ -272,28 +260,7 @@ def evidence_features(question: str, q: Question, kind: str | None, passages: Se
     rarity = _rarity(question)
     rare_total = sum(rarity.values()) or 1.0
     dense = sorted((p.dense or 0.0 for p in passages), reverse=True) + [0.0]
-    # Does one of the best sentences say what the question asks about (its predicate), in a passage that
-    # holds the question's names? An unanswerable near-miss has the names, or the topic, not both.
-    first = (usable or scored)[0] if scored else None
-    names = [t for t in q.specific if t not in labels]
-    if first:
-        home = passages[first.passage - 1]
-        home_text = f"{home.title}\n{home.text}"
-        home_lower, home_toks = normalise(home_text).lower(), set(tokens(home_text))
-        names_there = sum(coverage(t, home_lower, home_toks) for t in names) / len(names) if names else 1.0
-    else:
-        names_there = 0.0
-    pred = _predicate(question)
-    pred_total = sum(pred.values())
-    said = max((sum(w for t, w in pred.items() if t in set(tokens(c.text))) / pred_total if pred_total else 1.0
-                for c in scored[:3]), default=0.0)
-    most_lex = max(cands, key=lambda c: c.features["lex"], default=None)
     return {
-        "kind_at_best": float(most_lex.kind_ok) if most_lex else 0.0,  # the closest match holds the kind asked
-        "predicate_names": said * names_there,
-        # how many of the top five passages hold half the question's words (weighted by rarity)
-        "agree": sum(sum(w for t, w in rarity.items() if t in set(tokens(p.text))) / rare_total >= 0.5
-                     for p in passages[:5]) / 5,
         "dense_margin": float(dense[0] - dense[1]),
         "rare_cover_top": sum(w for t, w in rarity.items() if t in top_toks) / rare_total,
         "rare_cover": sum(w for t, w in rarity.items() if t in toks) / rare_total,
