@@ -134,8 +134,8 @@ def run(index: Index, corpus: Path, progress: bool, kind: str) -> UpdateReport:
     report.seconds = time.perf_counter() - t0
     if changed or report.failed or kind != "update":
         db.log_update(kind, {**asdict(report), "fingerprint": index.fingerprint()})
-    if index.bm25.due():  # after the log: an `index add` handed to this process has its answer
-        index.bm25.compact()
+    if changed and index.bm25.due():  # after the log: an `index add` handed to this process has its answer
+        index.bm25.compact()  # (only a change grows the delta: a no-op update does not load the index)
     return report
 
 
