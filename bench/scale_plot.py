@@ -13,7 +13,7 @@ from typing import Any
 PANELS: list[tuple[str, str, Callable[[dict[str, Any]], float | None], float | None]] = [
     ("build from empty", "s", lambda r: r["build"]["wall_s"], None),
     ("build throughput", "tokens/s", lambda r: r["build"]["tokens_per_s"], None),
-    ("build vs int8 encode-only", "x", lambda r: r["build"]["vs_encode_only"], 0.85),
+    ("build vs int8 encode-only, per CPU-s", "x", lambda r: r["build"]["vs_encode_only_cpu"], 0.85),
     ("build: share outside the model", "fraction", lambda r: r["build"].get("outside_embedding_share"), 0.15),
     ("retrieval p50", "ms", lambda r: r["query"]["retrieval_ms"]["p50"], 50),
     ("retrieval p95", "ms", lambda r: r["query"]["retrieval_ms"]["p95"], 120),
@@ -25,12 +25,17 @@ PANELS: list[tuple[str, str, Callable[[dict[str, Any]], float | None], float | N
     ("chat peak RSS, 8 users", "MiB", lambda r: r["chat"]["load"]["memory"]["peak_mb"], 1536.0),
 ]
 STYLE = {"embedded": ("#4f46e5", "o"), "chroma": ("#d97706", "s")}
+SIZES = ("2k", "10k", "50k", "100k")  # bench/out/scale-<size>.json; other scale-*.json files are not ours
+
+
+def files(out: Path) -> list[Path]:
+    return [out / f"scale-{s}.json" for s in SIZES if (out / f"scale-{s}.json").is_file()]
 
 
 def points(out: Path) -> dict[str, list[tuple[int, dict[str, Any]]]]:
     """Runs by store, as (chunks, run), smallest corpus first."""
     by_store: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-    for path in sorted(out.glob("scale-*.json")):
+    for path in files(out):
         for kind, run in json.loads(path.read_text()).items():
             if "build" in run:
                 by_store.setdefault(kind, []).append((run["build"]["chunks"], run))
@@ -140,7 +145,7 @@ def _mib(run: dict[str, Any], name: str) -> str:
 def tables(out: Path) -> str:
     """One markdown table per size: every figure, one column per store."""
     parts = []
-    for path in sorted(out.glob("scale-*.json"), key=lambda p: int(p.stem.split("-")[1].rstrip("k"))):
+    for path in files(out):
         data = json.loads(path.read_text())
         kinds = [k for k in ("embedded", "chroma") if k in data]
         lines = [f"### {path.stem.split('-')[1]} (`{path.relative_to(out.parent.parent)}`)", "",
