@@ -12,8 +12,8 @@ segment (``compact``) and prunes the log.
 
 Written by hand (numpy, one posting list per term) because neither candidate does this: bm25s stores
 scores computed with the whole corpus's statistics and has no update; SQLite FTS5 updates in place
-but scores every matching row in each query (measured on the same 100k chunks: 226 ms p50 per
-question against 2 ms for these posting lists: docs/benchmarks.md, bench/keywords.py)."""
+but scores every matching row in each query (on the same 100k chunks, load ~10: 346 ms p50 per
+question against 13.5 ms for these posting lists; docs/benchmarks.md, bench/keywords.py)."""
 
 from __future__ import annotations
 
