@@ -158,6 +158,9 @@ class Gathered:
     frame: Frame
 
 
+WIDE = 10  # a filtered dense search first looks at this many times the candidates it needs, unfiltered
+
+
 class Retriever:
     """Searches one index; cheap to call, the model and stores are loaded once."""
 
@@ -211,10 +214,17 @@ class Retriever:
             allowed = {r[0] for r in self.index.db.conn.execute(f"SELECT id FROM chunks WHERE {clause}", params)}
             if not allowed:
                 return [], []
+        sparse = self.index.bm25.search(query, n, allowed)
+        if allowed is not None:
+            # Chroma's filtered search takes 0.3-0.9 s over a year of a 100k-chunk index (3 ms unfiltered):
+            # when the nearest WIDE * n chunks hold n allowed ones, those are the allowed nearest n
+            inside = [hit for hit in self.index.store.query(vector, WIDE * n) if hit[0] in allowed][:n]
+            if len(inside) == n:
+                return inside, sparse
         where = filters.chroma_where(window)
         if filters.needs_ids:
             where = {"chunk_id": {"$in": sorted(allowed or {"-"})}}
-        return self.index.store.query(vector, n, where), self.index.bm25.search(query, n, allowed)
+        return self.index.store.query(vector, n, where), sparse
 
     def fuse(self, g: Gathered, k: int, fusion: Fusion | None = None) -> list[Passage]:
         """Weighted RRF (BM25 weighed by the question's class); passages inside the question's time

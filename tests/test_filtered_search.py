@@ -1,0 +1,42 @@
+"""A filtered dense search first looks at the unfiltered nearest neighbours (Chroma's filtered search is
+slow on a large index) and falls back to the filtered query only when too few of them pass: either
+way the same passages, in the same order, as the filtered query alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant import retrieve
+from assistant.retrieve import Filters, Retriever
+
+
+@pytest.mark.parametrize(("filters", "window"), [
+    (Filters(publisher="SESEC"), None),  # many passages pass: the unfiltered neighbours hold enough
+    (Filters(), (20200101, 20201231)),  # a question's window ("in 2020")
+    (Filters(publisher="ANSI"), None),  # few pass: the filtered query
+    (Filters(until="2020-09-30"), (20200901, 20200930)),
+])
+def test_the_filtered_dense_search_gives_what_the_filtered_query_gives(
+        seed_index, monkeypatch: pytest.MonkeyPatch, filters: Filters, window: tuple[int, int] | None) -> None:  # noqa: ANN001
+    retriever = Retriever(seed_index, seed_index.settings)
+    question = "smart city standards published by China"
+    vector = seed_index.embedder.embed_query(question)
+    calls: list[object] = []
+    real = seed_index.store.query
+
+    def counted(embedding, n, where=None):  # noqa: ANN001, ANN202
+        calls.append(where)
+        return real(embedding, n, where)
+
+    monkeypatch.setattr(seed_index.store, "query", counted)
+    for n in (3, 10, 30):
+        calls.clear()
+        fast, sparse = retriever._candidates(question, vector, n, filters, window)
+        sent = list(calls)
+        monkeypatch.setattr(retrieve, "WIDE", 0)  # nothing unfiltered: always the filtered query
+        slow, sparse_slow = retriever._candidates(question, vector, n, filters, window)
+        monkeypatch.setattr(retrieve, "WIDE", 10)
+        assert [c for c, _ in fast] == [c for c, _ in slow] and sparse == sparse_slow, n
+        assert [s for _, s in fast] == pytest.approx([s for _, s in slow])
+        if filters.publisher == "SESEC" and n == 3:  # most passages are SESEC's: the unfiltered look suffices
+            assert sent == [None], sent
