@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from index.errors import UserError
+from index.fingerprint import settled, stat_key
 from index.load import MULTIPART, SUPPORTED, strip_controls
 from index.model import BulletinMeta, Part
 
@@ -106,7 +107,7 @@ def read_catalog(corpus: Path) -> dict[str, dict[str, str]]:
         return {}
     if not path.is_file():
         return {}
-    key = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    key = stat_key(st)
     kept = _READ.get(path)
     if kept and kept[0] == key:
         return kept[1]
@@ -116,7 +117,7 @@ def read_catalog(corpus: Path) -> dict[str, dict[str, str]]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not valid TOML ({exc}); fix the catalog") from None
     entries = {k: _clean(v) for k, v in data.items() if isinstance(v, dict)}
-    if max(st.st_mtime_ns, st.st_ctime_ns) < now - 2_000_000_000:
+    if settled(st, now):
         _READ[path] = (key, entries)
     return entries
 

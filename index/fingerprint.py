@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,19 @@ def is_current(shas: list[str], fp: str) -> bool:
     return bool(shas) and all(s == bulletin_sha(fp, len(shas)) for s in shas)
 
 
+RACY_NS = 2_000_000_000  # a file written this close to being read may change again within its times' tick
+
+
+def stat_key(st: os.stat_result) -> tuple[int, ...]:
+    """What tells that a file was not written since: size, modification and change times, inode."""
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def settled(st: os.stat_result, read_at_ns: int) -> bool:
+    """Whether what was read at ``read_at_ns`` may be kept under ``stat_key(st)`` (not racy)."""
+    return max(st.st_mtime_ns, st.st_ctime_ns) < read_at_ns - RACY_NS
+
+
 class SeenFiles:
     """Fingerprints of the corpus files this process has hashed, reused while a file's size, times
     and inode and its catalog entry are unchanged: a running watcher or chat server checks the whole
@@ -40,23 +54,21 @@ class SeenFiles:
     time of adding one. A file written less than ``RACY_NS`` before it was hashed is not kept (its
     times might not tell a later write within the same tick apart), as git does with racy entries."""
 
-    RACY_NS = 2_000_000_000
-
     def __init__(self) -> None:
         self._seen: dict[Path, tuple[tuple[Any, ...], str]] = {}
 
     def fingerprint(self, path: Path, entry: dict[str, Any] | None, settings: Settings) -> tuple[str, bytes | None]:
         """(fingerprint, the bytes read, or None when the kept fingerprint still holds); OSError as reading."""
         st = path.stat()
-        key = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino,
-               json.dumps(entry or {}, sort_keys=True, default=str), settings.chunk_max_chars, settings.chunk_min_chars)
+        key = (*stat_key(st), json.dumps(entry or {}, sort_keys=True, default=str), settings.chunk_max_chars,
+               settings.chunk_min_chars)
         kept = self._seen.get(path)
         if kept and kept[0] == key:
             return kept[1], None
         now = time.time_ns()
         data = path.read_bytes()
         fp = file_fingerprint(data, entry, settings)
-        if max(st.st_mtime_ns, st.st_ctime_ns) < now - self.RACY_NS:
+        if settled(st, now):
             self._seen[path] = (key, fp)
         else:
             self._seen.pop(path, None)

@@ -208,10 +208,11 @@ class KeywordIndex:
             return []
         avgdl = (main_length + int(delta.lengths.sum())) / docs
         scores = [np.zeros(len(main.ids)), np.zeros(len(delta.ids))]
+        pruned = len(alive) > 0 and not alive.all()  # some main-segment chunks changed since it was written
         for term in tokens(query):  # a repeated word counts again, as bm25s counts it
             found = [main.postings(term), delta.postings(term)]
             d0, t0 = found[0]
-            if len(d0) and len(alive) and not alive.all():
+            if pruned and len(d0):
                 keep = alive[d0]
                 found[0] = (d0[keep], t0[keep])
             df = len(found[0][0]) + len(found[1][0])
