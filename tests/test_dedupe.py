@@ -189,6 +189,22 @@ def test_another_connections_links_are_seen_by_a_build_holding_bands_in_memory(t
     assert _pairs(watcher) == {frozenset({("first", 0), ("third", 0)})}
 
 
+def test_a_long_running_process_keeps_its_bands_in_memory_across_other_processes_writes(tmp_path: Path) -> None:
+    """A chat server's watcher holds the bands for its life (``hold(keep=True)``): another process's
+    link makes its copy stale, and its next link reads the tables again into memory instead of
+    falling back to SQLite, with the same pairs as a lone process finds."""
+    rng = random.Random(23)
+    story = _story(rng)
+    server, lone = ChunkDB(tmp_path / "index.sqlite"), ChunkDB(tmp_path / "index.sqlite")
+    dedupe.link(server, "first", [_art("first", 0, story)])
+    held = bandindex.hold(server, keep=True)
+    dedupe.link(lone, "second", [_art("second", 0, _retold(rng, story))])
+    dedupe.link(server, "third", [_art("third", 0, _retold(rng, story))])
+    assert server.lsh is not None and server.lsh is not held  # read again, still in memory
+    assert isinstance(bandindex.lookups(server), bandindex.MemoryBands)
+    assert _groups(server) == _groups(lone) == {frozenset({("first", 0), ("second", 0), ("third", 0)})}
+
+
 def test_groups_are_kept_until_a_pair_changes(db: ChunkDB) -> None:
     import json
     from types import SimpleNamespace
