@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import time
 import tomllib
@@ -10,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from index.errors import UserError
-from index.fingerprint import settled, stat_key
+from index.fingerprint import FileMemo, settled, stat_key
 from index.load import MULTIPART, SUPPORTED, strip_controls
 from index.model import BulletinMeta, Part
 
@@ -69,22 +71,32 @@ def part_entry(catalog: dict[str, dict[str, str]], doc_id: str, part: Part) -> d
 
 
 def scan(corpus: Path) -> tuple[dict[str, Path], list[tuple[Path, str]]]:
-    """Bulletin files by doc_id, plus files that will be skipped and why."""
+    """Bulletin files by doc_id, plus files that will be skipped and why. Hidden files and folders
+    (a name starting with ".") are not bulletins; links to folders are not followed. Walked with
+    ``os.walk`` and plain strings: every update scans the corpus, and ``Path.rglob`` with its
+    comparisons took 0.4 s of a 6,350-file corpus's update."""
     if not corpus.is_dir():
         raise UserError(f"corpus folder {corpus} does not exist; pass --corpus DIR")
+    entries: list[tuple[tuple[str, ...], str]] = []
+    for folder, dirs, names in os.walk(corpus):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        rel = os.path.relpath(folder, corpus)
+        parts = () if rel == os.curdir else tuple(rel.split(os.sep))
+        entries.extend(((*parts, n), os.path.join(folder, n)) for n in names if n != CATALOG and n[0] != ".")
+    entries.sort()  # by path parts, as Path sorts
     found: dict[str, Path] = {}
     skipped: list[tuple[Path, str]] = []
     root = corpus.resolve()
-    for path in sorted(corpus.rglob("*")):
-        if path.name == CATALOG or path.is_dir() or any(p.startswith(".") for p in path.relative_to(corpus).parts):
-            continue
-        if path.is_symlink() and not path.resolve().is_relative_to(root):
+    for parts, full in entries:
+        path = Path(full)
+        if os.path.islink(full) and not path.resolve().is_relative_to(root):
             skipped.append((path, "is a link pointing outside the corpus folder; not followed"))
             continue
-        if path.suffix.lower() not in SUPPORTED:
-            skipped.append((path, f"unsupported file type '{path.suffix or '(none)'}' (use {', '.join(SUPPORTED)})"))
+        suffix = path.suffix
+        if suffix.lower() not in SUPPORTED:
+            skipped.append((path, f"unsupported file type '{suffix or '(none)'}' (use {', '.join(SUPPORTED)})"))
             continue
-        doc_id = doc_id_for(corpus, path)
+        doc_id = "/".join((*parts[:-1], parts[-1][: len(parts[-1]) - len(suffix)]))  # = doc_id_for(corpus, path)
         if doc_id in found:
             skipped.append((path, f"has the same name as {found[doc_id].name}; rename one of them"))
             continue
@@ -95,11 +107,12 @@ def scan(corpus: Path) -> tuple[dict[str, Path], list[tuple[Path, str]]]:
 _READ: dict[Path, tuple[tuple[int, ...], dict[str, dict[str, str]]]] = {}  # catalog path -> (its stat, entries)
 
 
-def read_catalog(corpus: Path) -> dict[str, dict[str, str]]:
+def read_catalog(corpus: Path, memo: FileMemo | None = None) -> dict[str, dict[str, str]]:
     """Raw catalog entries by doc_id (empty when the folder has no catalog); not to be changed by
-    callers: a catalog whose size, times and inode are unchanged is read once per process (a watcher
-    reads it on every update; 0.5 s for the 6,350 entries of a 100k-chunk corpus). One written less
-    than 2 s before it was read is read again next time (as ``fingerprint.SeenFiles``)."""
+    callers: a catalog whose size, times and inode are unchanged is parsed once per process (a
+    watcher reads it on every update; 0.4-0.5 s for the 6,350 entries of a 100k-chunk corpus), and
+    with ``memo`` (an update's) once per data directory. One written less than 2 s before it was
+    read is read again next time (as ``fingerprint.SeenFiles``)."""
     path = corpus / CATALOG
     try:
         st = path.stat()
@@ -112,11 +125,17 @@ def read_catalog(corpus: Path) -> dict[str, dict[str, str]]:
     if kept and kept[0] == key:
         return kept[1]
     now = time.time_ns()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid TOML ({exc}); fix the catalog") from None
-    entries = {k: _clean(v) for k, v in data.items() if isinstance(v, dict)}
+    name, memo_key = os.path.abspath(path), json.dumps(key)
+    if memo and (saved := memo.get(name, memo_key)) is not None:
+        entries = json.loads(saved)
+    else:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise UserError(f"{path}: not valid TOML ({exc}); fix the catalog") from None
+        entries = {k: _clean(v) for k, v in data.items() if isinstance(v, dict)}
+        if memo:
+            memo.put(name, memo_key, json.dumps(entries, default=str), st, now)
     if settled(st, now):
         _READ[path] = (key, entries)
     return entries

@@ -56,6 +56,7 @@ CREATE TRIGGER IF NOT EXISTS dup_pairs_counted_insert AFTER INSERT ON dup_pairs 
 CREATE TRIGGER IF NOT EXISTS dup_pairs_counted_delete AFTER DELETE ON dup_pairs BEGIN
     INSERT INTO meta (key, value) VALUES ('pairs_version', '1')
     ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1; END;
+CREATE TABLE IF NOT EXISTS file_memo (path TEXT PRIMARY KEY, key TEXT NOT NULL, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS updates (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, kind TEXT NOT NULL, summary TEXT NOT NULL);
 """
@@ -343,6 +344,17 @@ class ChunkDB:
     def set_meta(self, key: str, value: str) -> None:
         with self._tx():
             self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?,?)", (key, value))
+
+    def file_memo(self) -> dict[str, tuple[str, str]]:
+        """``index.fingerprint.FileMemo``'s rows: path -> (its stat key, the value derived from it)."""
+        return {r[0]: (r[1], r[2]) for r in self.conn.execute("SELECT path, key, value FROM file_memo")}
+
+    def keep_file_memo(self, rows: dict[str, tuple[str, str] | None]) -> None:
+        """Store these rows (None: forget the path), one transaction."""
+        with self._tx():
+            self.conn.executemany("DELETE FROM file_memo WHERE path=?", [(p,) for p, v in rows.items() if v is None])
+            self.conn.executemany("INSERT OR REPLACE INTO file_memo (path, key, value) VALUES (?,?,?)",
+                                  [(p, *v) for p, v in rows.items() if v is not None])
 
     # update log -----------------------------------------------------------
     def log_update(self, kind: str, summary: dict[str, Any]) -> None:

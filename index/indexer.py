@@ -44,7 +44,7 @@ class Index:
         self._embedder = embedder
         self._store: ChromaStore | None = None
         self._bm25: KeywordIndex | None = None
-        self.seen = SeenFiles()  # corpus files' fingerprints, kept while their stat is unchanged
+        self.seen = SeenFiles(self.db)  # corpus files' fingerprints, kept while their stat is unchanged
         self._record_manager: Any = None
         self._lazy = threading.RLock()  # concurrent first questions must not build a store twice
 

@@ -5,6 +5,7 @@ taken unless replacing), ``place`` copies them in atomically (a replaced file go
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -94,7 +95,7 @@ def check(index: Index, files: Sequence[Path], corpus: Path | None = None, names
     by_doc: dict[str, list[Path]] = {d: [p] for d, p in present.items()}
     for path, _ in clashing(corpus, present, skipped):
         by_doc[doc_id_for(corpus, path)].append(path)
-    known = {hashlib.sha256(p.read_bytes()).hexdigest(): doc_id for doc_id, p in present.items()}
+    known = _Contents(present)
     for i, f in enumerate(files):
         shown = names[i] if names else str(f)
         try:
@@ -104,12 +105,14 @@ def check(index: Index, files: Sequence[Path], corpus: Path | None = None, names
             _load_checked(f, Path(name).suffix)
             target = corpus / name
             doc_id = doc_id_for(corpus, target)
-            digest = hashlib.sha256(f.read_bytes()).hexdigest()
+            data = f.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            holder = known.holder(digest, len(data))
             if any(p.doc_id == doc_id for p in plan):
                 raise LoadError(shown, f"has the same name ('{doc_id}') as another file added with it;"
                                        " add one of them")
-            if digest in known and not (replace and known[digest] == doc_id):
-                raise LoadError(shown, f"is already in the corpus as '{known[digest]}'; nothing to add")
+            if holder is not None and not (replace and holder == doc_id):
+                raise LoadError(shown, f"is already in the corpus as '{holder}'; nothing to add")
             taken = [p for p in by_doc.get(doc_id, []) if p.resolve() != f.resolve()]
             if taken and not replace:
                 raise LoadError(shown, f"has the same name as the bulletin '{doc_id}' in the corpus"
@@ -118,10 +121,28 @@ def check(index: Index, files: Sequence[Path], corpus: Path | None = None, names
         except LoadError as exc:
             refused.append((shown, exc.reason))
             continue
-        same = digest in known and known[digest] == doc_id and present[doc_id].name == target.name
+        same = holder == doc_id and present[doc_id].name == target.name
         plan.append(Placement(f, shown, target, doc_id, [] if same else taken, bool(taken)))
-        known[digest] = doc_id
+        known.found[digest] = doc_id
     return plan, refused
+
+
+class _Contents:
+    """Which corpus file holds given bytes: a file is read and hashed only once one of the same size
+    is asked about (hashing the whole corpus took 0.4 s of each ``index add`` at 100k chunks)."""
+
+    def __init__(self, present: dict[str, Path]) -> None:
+        self.by_size: dict[int, list[tuple[str, Path]]] = {}
+        for doc_id, path in present.items():
+            with contextlib.suppress(OSError):
+                self.by_size.setdefault(path.stat().st_size, []).append((doc_id, path))
+        self.found: dict[str, str] = {}  # sha256 -> doc_id
+
+    def holder(self, digest: str, size: int) -> str | None:
+        for doc_id, path in self.by_size.pop(size, []):
+            with contextlib.suppress(OSError):
+                self.found[hashlib.sha256(path.read_bytes()).hexdigest()] = doc_id
+        return self.found.get(digest)
 
 
 def backup(home: Path, corpus: Path, path: Path, keep: bool = False) -> Path:

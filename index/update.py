@@ -71,7 +71,7 @@ def run(index: Index, corpus: Path, progress: bool, kind: str) -> UpdateReport:
     known = db.sha_by_doc()
     shared = clashes(index, corpus, files, skipped, report)
     report.failed.extend((str(p), why) for p, why in skipped if p not in shared)
-    catalog = read_catalog(corpus)
+    catalog = read_catalog(corpus, index.seen.memo)
     report.files = len(files)
     dedupe.migrate(db)
 
@@ -126,6 +126,7 @@ def run(index: Index, corpus: Path, progress: bool, kind: str) -> UpdateReport:
     finally:
         if writer:
             writer.close()  # stops the embedding thread, also when the update failed
+        index.seen.save()  # the fingerprints read, for the next process too
     remove(index, removed, report)
     report.removed_docs = removed
     if settings.crash_at == "before-bm25":

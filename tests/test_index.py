@@ -213,3 +213,40 @@ def test_unchanged_files_and_catalog_are_not_read_again(tmp_path: Path) -> None:
     assert read_catalog(tmp_path) is first == {"a": {"title": "One"}}  # kept
     (tmp_path / "catalog.toml").write_text('[a]\ntitle = "Two"\n')
     assert read_catalog(tmp_path) == {"a": {"title": "Two"}}
+
+
+def test_fingerprints_and_catalog_are_kept_for_the_next_process(tmp_path: Path, monkeypatch) -> None:
+    """A fresh process (a new SeenFiles on the same chunk table) reuses what an earlier one read
+    while the files' stats hold, and reads a file or catalog again once it changed."""
+    import os
+    import time
+    import tomllib
+
+    from index import catalog
+    from index.chunkdb import ChunkDB
+    from index.fingerprint import SeenFiles, file_fingerprint
+    from index.settings import load_settings
+
+    settings = load_settings(home=tmp_path / "home")
+    f = tmp_path / "a.txt"
+    f.write_text("first version")
+    (tmp_path / "catalog.toml").write_text('[a]\ntitle = "One"\ndate = 2025-01-10\n')
+    time.sleep(2.1)  # older than the racy window
+    first = SeenFiles(ChunkDB(tmp_path / "index.sqlite"))
+    fp, data = first.fingerprint(f, {"title": "One"}, settings)
+    entries = catalog.read_catalog(tmp_path, first.memo)
+    first.save()
+
+    catalog._READ.clear()  # a new process: nothing in memory
+    monkeypatch.setattr(tomllib, "loads", lambda *_: (_ for _ in ()).throw(AssertionError("parsed again")))
+    second = SeenFiles(ChunkDB(tmp_path / "index.sqlite"))
+    assert second.fingerprint(f, {"title": "One"}, settings) == (fp, None)  # not read
+    assert second.fingerprint(f, {"title": "Two"}, settings)[1] == b"first version"  # its entry changed
+    assert catalog.read_catalog(tmp_path, second.memo) == {"a": {"title": "One", "date": "2025-01-10"}}
+    assert str(entries["a"]["date"]) == "2025-01-10"
+
+    mtime = f.stat().st_mtime_ns
+    f.write_text("other version")
+    os.utime(f, ns=(mtime, mtime))  # same size and modification time: the change time still tells
+    fp2, data2 = SeenFiles(ChunkDB(tmp_path / "index.sqlite")).fingerprint(f, {"title": "One"}, settings)
+    assert data2 == b"other version" and fp2 == file_fingerprint(data2, {"title": "One"}, settings) != fp
