@@ -38,10 +38,11 @@ def whats_new(index: Index, since: str | None = None) -> list[dict[str, Any]]:
     return sorted(out, key=lambda a: (a["date"] or "", a["added_at"]), reverse=True)
 
 
-def duplicate_groups(index: Index) -> list[list[dict[str, Any]]]:
-    """Groups of articles that tell the same story, with their headlines."""
+def duplicate_groups(index: Index, bulletins: list[dict[str, Any]] | None = None) -> list[list[dict[str, Any]]]:
+    """Groups of articles that tell the same story, with their headlines (from ``bulletins``, the
+    chunk table's ``bulletins()``, when the caller has read them already)."""
     titles = {(b["doc_id"], a["index"]): (a["title"], a["date"], b["publisher"])
-              for b in index.db.bulletins() for a in b["articles"]}
+              for b in (index.db.bulletins() if bulletins is None else bulletins) for a in b["articles"]}
     out = []
     for group in _groups(index):
         out.append([])

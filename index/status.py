@@ -47,7 +47,7 @@ def status(index: Index) -> dict[str, Any]:
         "chunks": sum(b["chunks"] for b in bulletins),
         "fingerprint": fingerprint(index),
         "last_update": last[0] if last else None,
-        "duplicates": duplicate_groups(index),
+        "duplicates": duplicate_groups(index, bulletins),
         "documents": bulletins,
     }
 
