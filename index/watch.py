@@ -139,16 +139,18 @@ def feed_printer(out: TextIO = sys.stdout, prefix: str = "") -> Callable[[PollRe
 def watch_in_background(index: Index, on_report: Callable[[UpdateReport], None],
                         interval: float = 5.0, on_feed: Callable[[PollResult], None] | None = None
                         ) -> threading.Thread:
-    """What ``stdnews chat`` runs beside the server: warm the update path, then watch the corpus
-    (so ``index add`` hands over to the app and dropped files are indexed) unless another watcher
-    already does; that is said once on stderr. A daemon thread: it ends with the process."""
+    """What ``stdnews chat`` runs beside the server: watch the corpus (so ``index add`` hands over to
+    the app and dropped files are indexed) unless another watcher already does, which is said once on
+    stderr; the update path is warmed once the watcher's lock is held. A daemon thread: it ends with
+    the process."""
     def run() -> None:
-        index.warm(update=True)
         try:
-            with Watcher(index, interval, on_feed) as watcher:
+            with Watcher(index, interval, on_feed) as watcher:  # first: `index add` hands over from now on,
+                index.warm(update=True)  # and waits for the warm-up (~4 s at 100k chunks), not a model of its own
                 watcher.run(on_report)
         except UserError as exc:
             print(f"note: not watching the corpus folder: {exc}", file=sys.stderr, flush=True)
+            index.warm(update=True)  # uploads in the Library tab still update here
 
     thread = threading.Thread(target=run, name="stdnews-watch", daemon=True)
     thread.start()
