@@ -129,7 +129,7 @@ def chat_steps(run: dict[str, Any], users: int, questions: int) -> dict[str, Any
     with chat_process(run["work"] / "chat", run["home"], run["corpus"], timeout=1200) as srv:
         out: dict[str, Any] = {"ready_s": time.perf_counter() - t0, "rss_ready_mb": vm_hwm_kb(Path(
             f"/proc/{srv.pid}/status")) / 1024}
-        time.sleep(3)  # its watcher's first look at the corpus folder
+        out["watching_s"] = watching(srv.log) + out["ready_s"]  # its watcher warm (bands loaded) and watching
         add = stdnews(run, "index", "add", str(new))
         server_s = re.findall(r"\(([\d.]+) s\)", add["output"])
         out["add"] = {"wall_s": add["wall_s"], "cpu_s": add["cpu_s"], "handed_over": "handing over" in add["output"],
@@ -149,6 +149,18 @@ def chat_steps(run: dict[str, Any], users: int, questions: int) -> dict[str, Any
         out["load"]["memory"] = load["memory"]
         out["peak_rss_mb"] = vm_hwm_kb(Path(f"/proc/{srv.pid}/status")) / 1024  # whole life, start included
     return out
+
+
+def watching(log: Path, timeout: float = 600.0) -> float:
+    """Seconds until the chat server's log says its watcher watches the corpus (``index.watch.WATCHING``)."""
+    from index.watch import WATCHING
+
+    t0 = time.perf_counter()
+    while WATCHING not in log.read_text(errors="replace"):
+        if time.perf_counter() - t0 > timeout:
+            raise TimeoutError(f"the chat server did not start watching within {timeout:.0f} s")
+        time.sleep(0.2)
+    return time.perf_counter() - t0
 
 
 def disk(home: Path, corpus: Path) -> dict[str, Any]:

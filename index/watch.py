@@ -28,6 +28,7 @@ from index.feeds import FeedBook, PollResult
 from index.indexer import ADD_WAITS_S, Index, UpdateReport
 
 QUICK_S = 0.2
+WATCHING = "index: watching"  # how `stdnews chat` says its watcher is warm and watching (benches wait for it)
 HANDOFF_TIMEOUT_S = 600.0
 FEED_CHECK_S = 2.0  # how often the feed thread looks for feeds that are due (reading a small JSON file)
 
@@ -147,6 +148,8 @@ def watch_in_background(index: Index, on_report: Callable[[UpdateReport], None],
         try:
             with Watcher(index, interval, on_feed) as watcher:  # first: `index add` hands over from now on,
                 index.warm(update=True)  # and waits for the warm-up (~4 s at 100k chunks), not a model of its own
+                print(f"{WATCHING} {index.settings.corpus}: files added there are indexed at once", file=sys.stderr,
+                      flush=True)
                 watcher.run(on_report)
         except UserError as exc:
             print(f"note: not watching the corpus folder: {exc}", file=sys.stderr, flush=True)

@@ -141,3 +141,4 @@ def test_the_chat_server_is_the_watcher(tmp_path: Path) -> None:
         assert "1 new" in out.stdout and index.db.updates(1)[0]["kind"] == "update"
     log = srv.log.read_text()
     assert "index: 7 files: 1 new" in log and "+ 2021-03-02  Smart city indicators" in log
+    assert f"index: watching {corpus}: files added there are indexed at once" in log  # said once it is warm
