@@ -44,7 +44,7 @@ def duplicate_groups(index: Index, bulletins: list[dict[str, Any]] | None = None
     titles = {(b["doc_id"], a["index"]): (a["title"], a["date"], b["publisher"])
               for b in (index.db.bulletins() if bulletins is None else bulletins) for a in b["articles"]}
     out = []
-    for group in _groups(index):
+    for group in kept_groups(index):
         out.append([])
         for doc_id, art in group:
             title, date, publisher = titles.get((doc_id, art), ("?", None, None))
@@ -53,9 +53,10 @@ def duplicate_groups(index: Index, bulletins: list[dict[str, Any]] | None = None
     return out
 
 
-def _groups(index: Index) -> list[list[tuple[str, int]]]:
-    """``dedupe.groups`` of the stored pairs, kept in the meta table until a pair changes (1 s to
-    compute from the ~82k pairs of a 100k-chunk index; ``index status`` and the Library ask often)."""
+def kept_groups(index: Index) -> list[list[tuple[str, int]]]:
+    """``dedupe.groups`` of the stored pairs, kept in the meta table until a pair changes (0.3-1 s to
+    compute from the ~82k pairs of a 100k-chunk index; ``index status`` and the Library ask often, and
+    an update that changed pairs computes them after its log, so the next reader does not wait)."""
     version = index.db.pairs_version()
     cached = index.db.meta("dup_groups")
     if cached:

@@ -67,6 +67,10 @@ def test_chunks_carry_identifiers_and_orgs(standards_index: Index) -> None:
 
 
 def test_reworded_copy_is_one_duplicate_group(standards_index: Index) -> None:
+    import json
+
+    kept = json.loads(standards_index.db.meta("dup_groups") or "{}")  # the update computed them for readers
+    assert kept.get("version") == standards_index.db.pairs_version() and len(kept["groups"]) == 1
     groups = standards_index.duplicate_groups()
     assert len(groups) == 1
     assert {(g["doc_id"], g["title"][:20]) for g in groups[0]} == {
