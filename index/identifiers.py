@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 _BODY = r"ISO/IEC/IEEE|ISO/IEC|ISO\s+IEC|ISO/TS|ISO/TR|ISO|IEC/TS|IEC/TR|IEC|IEEE|EN|BS|DIN|GB/T|GB/Z|GB|ITU-T|ITU-R"
 _NUM = r"\d{3,6}(?:-\d{1,4})*"
@@ -76,6 +77,13 @@ def _standard(body: str | None, num: str, part: str | None, year: str | None) ->
 
 def find_identifiers(text: str) -> list[Identifier]:
     """Every standard and committee named in ``text``, once each, in order of first mention."""
+    return list(_found(text))
+
+
+@lru_cache(maxsize=512)
+def _found(text: str) -> tuple[Identifier, ...]:
+    """Kept for the last texts asked: an update asks twice per chunk (its facets, then its keyword
+    tokens, of the same text), 0.3 ms each time, ~3% of a build's CPU."""
     found: dict[str, Identifier] = {}
     taken: list[tuple[int, int]] = []
     for m in _STANDARD.finditer(text):
@@ -96,7 +104,7 @@ def find_identifiers(text: str) -> list[Identifier]:
             if "/TC " in label:  # SAC/TC 28 is also found as plain TC 28
                 plain = label.split("/", 1)[1]
                 found.setdefault(plain, Identifier(plain, plain, "committee"))
-    return list(found.values())
+    return tuple(found.values())
 
 
 def find_orgs(text: str) -> list[str]:
