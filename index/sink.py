@@ -30,15 +30,16 @@ def embedding_text(doc_text: str, title: str) -> str:
 
 class Prefetch:
     """Embeds the chunks an update is going to write, in the order it writes them, in a
-    background thread, up to ``ahead`` vectors ahead of the writes (16k as float32 rows,
-    24 MiB: the writes start only when all files are read, so a 10k-chunk build never
-    waits). onnxruntime and torch release the GIL, so the model works while the update
+    background thread, up to ``ahead`` vectors ahead of the writes (64k as float32 rows,
+    96 MiB). The writes start only when all files are read: a 100k-chunk build read for
+    ~4 minutes, longer than the model takes for 16k chunks, so with 16k ahead the model
+    stood idle for a minute of it. onnxruntime and torch release the GIL, so the model works while the update
     reads the next files and while the indexing API, Chroma and SQLite store the last
     batch (on 2 cores the build used 1.4 of them without it). Written by hand: the
     indexing API hands the sink one batch at a time."""
 
     def __init__(self, embedder: Callable[[], Embedder], on_embedded: Callable[[int], None],
-                 ahead: int = 16 * EMBED_STEP, min_call: int = 256) -> None:
+                 ahead: int = 64 * EMBED_STEP, min_call: int = 256) -> None:
         self._embedder, self._on_embedded, self._ahead, self._min_call = embedder, on_embedded, ahead, min_call
         self._pending: list[tuple[str, str]] = []
         self._planned: set[str] = set()
