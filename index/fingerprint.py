@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,13 @@ class FileMemo:
         elif self._rows().pop(name, None) is not None:
             self._dirty[name] = None
 
+    def forget_others(self, folder: Path, names: set[str]) -> None:
+        """Forget the values of files under ``folder`` other than ``names`` (files that left it)."""
+        root = os.path.join(os.path.abspath(folder), "")
+        for name in [n for n in self._rows() if n.startswith(root) and n not in names]:
+            del self._rows()[name]
+            self._dirty[name] = None
+
     def save(self) -> None:
         """Write what changed since the last save to the chunk table (nothing without ``db``)."""
         if self._db is not None and self._dirty:
@@ -107,5 +115,8 @@ class SeenFiles:
         self.memo.put(name, key, fp, st, now)
         return fp, data
 
-    def save(self) -> None:
+    def save(self, corpus: Path | None = None, present: Iterable[Path] = ()) -> None:
+        """Keep what was read for the next process; with ``corpus``, forget its files not ``present``."""
+        if corpus is not None:
+            self.memo.forget_others(corpus, {os.path.abspath(f) for f in present})
         self.memo.save()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from index import dedupe
-from index.catalog import by_file, doc_id_for, entries_of, part_entry, read_catalog, scan
+from index.catalog import CATALOG, by_file, doc_id_for, entries_of, part_entry, read_catalog, scan
 from index.errors import LoadError, UpdateBusy
 from index.fingerprint import bulletin_sha, is_current
 from index.load import SUPPORTED, load_parts
@@ -127,7 +127,7 @@ def run(index: Index, corpus: Path, progress: bool, kind: str) -> UpdateReport:
     finally:
         if writer:
             writer.close()  # stops the embedding thread, also when the update failed
-        index.seen.save()  # the fingerprints read, for the next process too
+        index.seen.save(corpus, [*files.values(), corpus / CATALOG])  # for the next process too
     remove(index, removed, report)
     report.removed_docs = removed
     if settings.crash_at == "before-bm25":

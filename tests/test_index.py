@@ -250,3 +250,26 @@ def test_fingerprints_and_catalog_are_kept_for_the_next_process(tmp_path: Path, 
     os.utime(f, ns=(mtime, mtime))  # same size and modification time: the change time still tells
     fp2, data2 = SeenFiles(ChunkDB(tmp_path / "index.sqlite")).fingerprint(f, {"title": "One"}, settings)
     assert data2 == b"other version" and fp2 == file_fingerprint(data2, {"title": "One"}, settings) != fp
+
+
+def test_a_removed_file_is_forgotten_by_the_next_update(tmp_path: Path) -> None:
+    """The kept fingerprints follow the corpus: a file that left it leaves the chunk table's memo."""
+    import time
+
+    from index.indexer import Index
+    from index.settings import load_settings
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in ("a", "b"):
+        body = f"News item {name} about smart city standards. " * 20
+        (corpus / f"{name}.txt").write_text(f"Bulletin {name}\n\n{body}")
+    time.sleep(2.1)
+    index = Index(load_settings(home=tmp_path / "home", corpus=corpus))
+    assert index.update(progress=False).ok
+    kept = set(index.db.file_memo())
+    assert {str((corpus / "a.txt").resolve()), str((corpus / "b.txt").resolve())} <= kept
+    (corpus / "b.txt").unlink()
+    assert index.update(progress=False).removed_docs == ["b"]
+    assert str((corpus / "b.txt").resolve()) not in index.db.file_memo()
+    assert str((corpus / "a.txt").resolve()) in index.db.file_memo()
