@@ -97,7 +97,8 @@ class ExtractiveAnswerer:
             return Draft(text, refused=True, notes=[note] + ([f"absent from the evidence: {', '.join(absent)}"]
                                                               if absent else []))
         ranked = [(c.passage, c.text) for c in cands]  # what a written answer reads (assistant/llm.py)
-        if _LIST_Q.search(question) and (listed := self._list_answer(q, cands, passages)):
+        if (_LIST_Q.search(question) or _leads_list(cands[0], passages)) and \
+                (listed := self._list_answer(q, cands, passages)):
             return Draft(listed[0], quotes=listed[1], notes=[note, "answered with the items of a list"],
                          ranked=ranked)
         chosen = self._choose(question, cands, passages)
@@ -182,6 +183,13 @@ class ExtractiveAnswerer:
             self._cache.popitem(last=False)
         qv = self._cache[question]
         return [float(self._cache[t] @ qv) for t in texts]
+
+
+def _leads_list(c: Candidate, passages: Sequence[Passage]) -> bool:
+    """The best sentence introduces a list ("So, why do we need International Standards?" above its
+    bullets): the list is what answers the question, whatever its wording."""
+    said = " ".join(c.text.split())
+    return any(" ".join(lead.split()) == said for lead, _ in _lists(passages[c.passage - 1].text))
 
 
 def _lists(text: str) -> list[tuple[str, list[str]]]:

@@ -43,6 +43,19 @@ def test_a_list_question_is_answered_with_the_items_each_cited(embedder) -> None
     assert lines[1:] == ["- Silting of berths [2].", "- Storm surges [2].", "- Energy supply [2]."]
 
 
+def test_a_question_whose_best_sentence_leads_a_list_is_answered_with_the_list(embedder) -> None:  # noqa: ANN001
+    ps = [
+        _passage(1, "The harbour council met on Monday to review the year.\n\nSo, why do ports need regular dredging?"
+                    "\n\n- Ships keep growing in draught\n- Silt narrows the channels\n\nThe council will report in June."),
+        _passage(2, "Port fees rose by four percent this year after a long consultation.", doc="e"),
+    ]
+    a = ExtractiveAnswerer(embed=embedder.embed_documents)
+    draft = a.draft("Why do ports need regular dredging?", ps)  # no list wording in the question
+    assert not draft.refused, draft.notes
+    assert "answered with the items of a list" in draft.notes
+    assert draft.text.splitlines()[1:] == ["- Ships keep growing in draught [1].", "- Silt narrows the channels [1]."]
+
+
 def test_list_runs_keep_their_lead_in() -> None:
     text = "Intro line.\nThe goals are:\n\n- one\n- two\n* three\nAfter.\n1. alpha\n2) beta"
     assert _lists(text) == [("The goals are:", ["one", "two", "three"]), ("After.", ["alpha", "beta"])]
