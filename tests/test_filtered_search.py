@@ -1,6 +1,6 @@
 """A filtered dense search first looks at the unfiltered nearest neighbours (Chroma's filtered search is
-slow on a large index) and falls back to the filtered query only when too few of them pass: either
-way the same passages, in the same order, as the filtered query alone."""
+slow on a large index) and falls back to a search among the allowed ids only when too few of them pass:
+either way the same passages, in the same order, as Chroma's own metadata filter."""
 
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ def test_the_filtered_dense_search_gives_what_the_filtered_query_gives(
     calls: list[object] = []
     real = seed_index.store.query
 
-    def counted(embedding, n, where=None):  # noqa: ANN001, ANN202
+    def counted(embedding, n, where=None, among=None):  # noqa: ANN001, ANN202
         calls.append(where)
-        return real(embedding, n, where)
+        return real(embedding, n, where, among)
 
     monkeypatch.setattr(seed_index.store, "query", counted)
     for n in (3, 10, 30):
@@ -38,5 +38,18 @@ def test_the_filtered_dense_search_gives_what_the_filtered_query_gives(
         monkeypatch.setattr(retrieve, "WIDE", 10)
         assert [c for c, _ in fast] == [c for c, _ in slow] and sparse == sparse_slow, n
         assert [s for _, s in fast] == pytest.approx([s for _, s in slow])
+        chroma = real(vector, n, filters.chroma_where(window))  # Chroma's metadata filter, no ids given
+        assert [c for c, _ in slow] == [c for c, _ in chroma], n
+        assert [s for _, s in slow] == pytest.approx([s for _, s in chroma])
         if filters.publisher == "SESEC" and n == 3:  # most passages are SESEC's: the unfiltered look suffices
             assert sent == [None], sent
+
+
+def test_a_search_among_ids_without_vectors_falls_back_to_the_metadata_filter(seed_index) -> None:  # noqa: ANN001
+    """A removal deletes the vectors before the chunk rows: ids the chunk table still lists but Chroma
+    no longer holds make Chroma refuse the id list; the metadata filter answers instead."""
+    vector = seed_index.embedder.embed_query("smart city standards")
+    where = Filters(publisher="SESEC").chroma_where()
+    expected = seed_index.store.query(vector, 5, where)
+    among = {c for c, _ in seed_index.store.query(vector, 50, where)} | {"gone#0000000000000000"}
+    assert seed_index.store.query(vector, 5, where, among=among) == expected
