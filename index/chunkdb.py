@@ -23,7 +23,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     start INTEGER NOT NULL DEFAULT -1, "end" INTEGER NOT NULL DEFAULT -1, text TEXT NOT NULL,
     meta TEXT NOT NULL DEFAULT '{}', tokens TEXT);
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
-CREATE INDEX IF NOT EXISTS chunks_date ON chunks(date_num);
+CREATE INDEX IF NOT EXISTS chunks_date_id ON chunks(date_num, id);  -- covers "ids in a date window" (retrieve.py)
+DROP INDEX IF EXISTS chunks_date;
 CREATE TABLE IF NOT EXISTS bulletins (
     doc_id TEXT PRIMARY KEY, path TEXT NOT NULL, title TEXT NOT NULL, publisher TEXT, date TEXT,
     url TEXT, language TEXT, sha256 TEXT NOT NULL, articles TEXT NOT NULL, text TEXT NOT NULL,

@@ -222,16 +222,21 @@ class KeywordIndex:
             for out, seg, (d, tf) in zip(scores, (main, delta), found, strict=True):
                 out[d] += idf * tf / (tf + K1 * (1 - B + B * seg.lengths[d] / avgdl))
         total = np.concatenate(scores)
-        if allowed is not None:
+
+        def id_of(i: int) -> str:
+            return main.ids[i] if i < len(main.ids) else delta.ids[i - len(main.ids)]
+
+        if allowed is not None:  # look up whichever is fewer: the allowed ids or the chunks that scored
             mask = np.zeros(len(total), dtype=bool)
-            mask[[i for c in allowed if (i := delta_position.get(c, position.get(c))) is not None]] = True
+            scored = np.flatnonzero(total)
+            if len(scored) < len(allowed):
+                mask[scored[np.fromiter((id_of(i) in allowed for i in scored), bool, len(scored))]] = True
+            else:
+                mask[[i for c in allowed if (i := delta_position.get(c, position.get(c))) is not None]] = True
             total[~mask] = 0.0
         n = min(n, int(np.count_nonzero(total)))
         if n == 0:
             return []
-
-        def id_of(i: int) -> str:
-            return main.ids[i] if i < len(main.ids) else delta.ids[i - len(main.ids)]
 
         cut = -np.partition(-total, n - 1)[n - 1]
         above = sorted(np.flatnonzero(total > cut), key=lambda i: (-total[i], id_of(i)))

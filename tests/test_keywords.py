@@ -84,6 +84,10 @@ def test_adds_removals_and_replacements_rank_as_a_rebuild(tmp_path: Path, seed: 
         allowed = set(rng.sample(sorted(db.chunk_ids()), 60))
         _same(ix, _rebuilt(db.path, tmp_path), queries, allowed)
         assert {c for c, _ in ix.search("t3 t4", 100, allowed)} <= allowed
+        for few_or_many in (allowed, set(db.chunk_ids()) - {"d1#0"} | {"gone#0"}):  # either side looked up
+            for q in queries:
+                everything = ix.search(q, 10**6)
+                assert ix.search(q, 15, few_or_many) == [h for h in everything if h[0] in few_or_many][:15], q
 
 
 def test_a_second_process_sees_changes_and_survives_a_compaction(tmp_path: Path) -> None:
