@@ -24,7 +24,7 @@ import shutil
 import sqlite3
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -197,15 +197,21 @@ class KeywordIndex:
 
     def search(self, query: str, n: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
         """Top ``n`` chunks for ``query``; ``allowed`` restricts to those ids (filters)."""
+        return self.search_each(query, n, [allowed])[0]
+
+    def search_each(self, query: str, n: int, restrictions: Sequence[set[str] | None]
+                    ) -> list[list[tuple[str, float]]]:
+        """``search`` under each restriction, the query scored once (a question's time window is
+        searched beside the whole index)."""
         if n <= 0:
-            return []
+            return [[] for _ in restrictions]
         self.refresh()
         with self._lock:  # the arrays are replaced, never changed, by refresh: score outside the lock
             main, alive, delta, main_length = self.main, self.alive, self.delta, self.main_length
             position, delta_position = self.position, self.delta_position
         docs = int(alive.sum()) + len(delta.ids)
         if docs == 0:
-            return []
+            return [[] for _ in restrictions]
         avgdl = (main_length + int(delta.lengths.sum())) / docs
         scores = [np.zeros(len(main.ids)), np.zeros(len(delta.ids))]
         pruned = len(alive) > 0 and not alive.all()  # some main-segment chunks changed since it was written
@@ -221,27 +227,24 @@ class KeywordIndex:
             idf = np.log(1 + (docs - df + 0.5) / (df + 0.5))
             for out, seg, (d, tf) in zip(scores, (main, delta), found, strict=True):
                 out[d] += idf * tf / (tf + K1 * (1 - B + B * seg.lengths[d] / avgdl))
-        total = np.concatenate(scores)
+        everything = np.concatenate(scores)
+        scored = np.flatnonzero(everything)
 
         def id_of(i: int) -> str:
             return main.ids[i] if i < len(main.ids) else delta.ids[i - len(main.ids)]
 
-        if allowed is not None:  # look up whichever is fewer: the allowed ids or the chunks that scored
-            mask = np.zeros(len(total), dtype=bool)
-            scored = np.flatnonzero(total)
-            if len(scored) < len(allowed):
-                mask[scored[np.fromiter((id_of(i) in allowed for i in scored), bool, len(scored))]] = True
-            else:
-                mask[[i for c in allowed if (i := delta_position.get(c, position.get(c))) is not None]] = True
-            total[~mask] = 0.0
-        n = min(n, int(np.count_nonzero(total)))
-        if n == 0:
-            return []
-
-        cut = -np.partition(-total, n - 1)[n - 1]
-        above = sorted(np.flatnonzero(total > cut), key=lambda i: (-total[i], id_of(i)))
-        tied = sorted(map(id_of, np.flatnonzero(total == cut)))[:n - len(above)]  # ties go by id, as in a rebuild
-        return [(id_of(i), float(total[i])) for i in above] + [(c, float(cut)) for c in tied]
+        results = []
+        for allowed in restrictions:
+            total = everything
+            if allowed is not None:  # look up whichever is fewer: the allowed ids or the chunks that scored
+                mask = np.zeros(len(total), dtype=bool)
+                if len(scored) < len(allowed):
+                    mask[scored[np.fromiter((id_of(i) in allowed for i in scored), bool, len(scored))]] = True
+                else:
+                    mask[[i for c in allowed if (i := delta_position.get(c, position.get(c))) is not None]] = True
+                total = np.where(mask, everything, 0.0)
+            results.append(_top(total, n, id_of))
+        return results
 
     # writing ------------------------------------------------------------------------------------
     def due(self) -> bool:
@@ -295,3 +298,14 @@ def _fsync_tree(path: Path) -> None:
         if f.is_file():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
+
+
+def _top(total: np.ndarray, n: int, id_of: Callable[[int], str]) -> list[tuple[str, float]]:
+    """The ``n`` best scores above zero, best first; ties go by chunk id, as in a rebuild."""
+    n = min(n, int(np.count_nonzero(total)))
+    if n == 0:
+        return []
+    cut = -np.partition(-total, n - 1)[n - 1]
+    above = sorted(np.flatnonzero(total > cut), key=lambda i: (-total[i], id_of(i)))
+    tied = sorted(map(id_of, np.flatnonzero(total == cut)))[:n - len(above)]
+    return [(id_of(i), float(total[i])) for i in above] + [(c, float(cut)) for c in tied]
