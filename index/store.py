@@ -74,16 +74,19 @@ class ChromaStore:
         Chroma refuse the id list, and the metadata filter answers instead."""
         if n <= 0:
             return []
-        query = {"query_embeddings": [list(embedding)], "n_results": n, "include": ["distances"]}
         from chromadb.errors import ChromaError  # a dead server is StoreUnavailable (``_call``), not this
 
-        try:
-            res = None if among is None else self._call(lambda: self._collection.query(**query, ids=sorted(among)))
-        except ChromaError:
-            res = None
-        if res is None:
-            res = self._call(lambda: self._collection.query(**query, where=where or None))
-        return [(cid, 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0], strict=True)]
+        def nearest(**only: Any) -> list[tuple[str, float]]:
+            res = self._call(lambda: self._collection.query(
+                query_embeddings=[list(embedding)], n_results=n, include=["distances"], **only))
+            return [(cid, 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0], strict=True)]
+
+        if among is not None:
+            try:
+                return nearest(ids=sorted(among))
+            except ChromaError:
+                pass  # an id without a vector: the metadata filter below
+        return nearest(where=where or None)
 
     def ids(self) -> set[str]:
         out: set[str] = set()
