@@ -53,3 +53,23 @@ def test_a_search_among_ids_without_vectors_falls_back_to_the_metadata_filter(se
     expected = seed_index.store.query(vector, 5, where)
     among = {c for c, _ in seed_index.store.query(vector, 50, where)} | {"gone#0000000000000000"}
     assert seed_index.store.query(vector, 5, where, among=among) == expected
+
+
+def test_a_write_the_vector_index_does_not_serve_reopens_the_embedded_store(make_settings, embedder,  # noqa: ANN001
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chroma's embedded client sometimes stores a vector but leaves it out of its in-process index;
+    the store checks its last write and opens the folder again, after which the vector is found."""
+    from index.indexer import Index
+
+    index = Index(make_settings(), embedder=embedder)
+    index.update(progress=False)
+    store = index.store
+    vector = embedder.embed_query("tidal turbine noise")
+    first = store._client
+    monkeypatch.setattr(type(store), "_searchable", lambda self, cid, emb: self._client is not first)
+    store.upsert(["new#1"], [vector], [{"doc_id": "new"}], ["tidal turbine noise"])
+    assert store._client is not first  # opened again
+    assert store.query(vector, 1)[0][0] == "new#1" and store.count() == len(index.db.chunk_ids()) + 1
+    second = store._client
+    store.upsert(["new#2"], [vector], [{"doc_id": "new"}], ["tidal turbine noise"])
+    assert store._client is second  # served: not opened again
