@@ -45,15 +45,15 @@ test: test-deps
 # (each run prints "a gate just under this run: ..."); a regression fails CI. The real-news
 # set is used from ../shared (evaluation only, never copied here: its README).
 REAL_SET := ../shared/evalsets/realtimeqa-2025-dev
-SEED_GATE := --min hit@1=0.97 --min hit@5=0.99 --min mrr@10=0.98 --min evidence@5=0.90 \
-	--min answer_accuracy=0.78 --min refusal_accuracy=0.42 --min false_refusal_rate=0.03 \
-	--min overall_accuracy=0.72 --min citation_precision=0.97 --min supported_sentence_rate=0.99
+SEED_GATE := --min hit@1=0.97 --min hit@5=0.99 --min mrr@10=0.98 --min evidence@5=0.95 \
+	--min answer_accuracy=0.80 --min refusal_accuracy=0.38 --min false_refusal_rate=0.02 \
+	--min overall_accuracy=0.74 --min citation_precision=0.97 --min supported_sentence_rate=0.99
 # 15 questions (one is 0.067): held to no worse than before the fitted weights, which now score 1.000 on each
 STANDARDS_GATE := --min hit@1=0.92 --min mrr@10=0.96 --min evidence@5=0.99 --min answer_accuracy=0.92 \
 	--min refusal_accuracy=0.49 --min false_refusal_rate=0.01 --min citation_precision=0.99
 REAL_GATE := --min hit@1=0.81 --min hit@5=0.95 --min mrr@10=0.87 --min evidence@5=0.97 \
-	--min answer_accuracy=0.89 --min refusal_accuracy=0.45 --min false_refusal_rate=0.08 \
-	--min overall_accuracy=0.80 --min citation_precision=0.80 --min supported_sentence_rate=0.99
+	--min answer_accuracy=0.88 --min refusal_accuracy=0.54 --min false_refusal_rate=0.09 \
+	--min overall_accuracy=0.81 --min citation_precision=0.80 --min supported_sentence_rate=0.99
 
 eval-gate: install
 	$(BIN)/stdnews eval run --set evals/sets/seed.jsonl --corpus corpus --out eval-out/seed $(SEED_GATE)

@@ -51,9 +51,9 @@ ORDINARY_ZIPF = 5.2  # a capitalised word this common ("City", "Group", "East") 
 
 SENTENCE_FEATURES = ("sem", "lex", "spec", "kind_ok", "prior", "psem", "located", "inside", "newer", "lead",
                      "heading", "novel", "pcover", "rare_lex", "next_to_best", "best_in_p")
-EVIDENCE_FEATURES = ("best", "best_sem", "top_dense", "dense_margin", "cover", "cover_top", "rare_cover_top",
-                     "rare_cover", "rarest_absent", "best_rare_lex", "bm25_top", "spec_cover", "spec_absent",
-                     "num_absent", "ids_absent", "kind_missing", "asks_kind", "inside_any", "n_terms")
+EVIDENCE_FEATURES = ("best", "best_sem", "top_dense", "dense_margin", "cover", "cover_top", "rare_cover",
+                     "rarest_absent", "best_rare_lex", "bm25_top", "spec_cover", "spec_absent", "num_absent",
+                     "ids_absent", "kind_missing", "asks_kind", "inside_any", "n_terms")
 
 
 def question_kind(text: str) -> str | None:
@@ -262,7 +262,6 @@ def evidence_features(question: str, q: Question, kind: str | None, passages: Se
     dense = sorted((p.dense or 0.0 for p in passages), reverse=True) + [0.0]
     return {
         "dense_margin": float(dense[0] - dense[1]),
-        "rare_cover_top": sum(w for t, w in rarity.items() if t in top_toks) / rare_total,
         "rare_cover": sum(w for t, w in rarity.items() if t in toks) / rare_total,
         "best_rare_lex": max((c.features["rare_lex"] for c in cands), default=0.0),
         "bm25_top": max((p.bm25 or 0.0 for p in passages), default=0.0) / max(1, len(q.terms)),

@@ -32,18 +32,38 @@ class Prepared:
     labels: np.ndarray  # per candidate: 1 when the sentence holds the answer
 
 
-def _fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray, names: Sequence[str]) -> Logistic:
+REFUSAL_CS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)  # inverse L2 strengths the refusal model chooses among
+
+
+def _fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray, names: Sequence[str],
+                  cs: Sequence[float] = (1.0,), inner_folds: int = 5) -> tuple[Logistic, float]:
+    """Logistic regression on standardised features, weighted; with several ``cs`` the L2 strength is the one
+    with the lowest weighted log loss over ``inner_folds`` stratified folds of these rows alone (nested
+    cross-validation: the outer folds' held-out figures stay honest). The evidence features overlap (four
+    measures of coverage), and the unregularised fit gave one of them a negative weight that refused
+    well-covered short questions."""
     try:
         from sklearn.linear_model import LogisticRegression
+        from sklearn.metrics import log_loss
+        from sklearn.model_selection import StratifiedKFold
     except ImportError as exc:
         raise ImportError("stdnews eval fit needs scikit-learn: pip install -e '.[fit]'") from exc
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
     scale[scale < 1e-9] = 1.0
-    model = LogisticRegression(C=1.0, max_iter=2000)
-    model.fit((x - mean) / scale, y, sample_weight=w * len(w) / w.sum())  # weights average 1: C keeps its meaning
-    return Logistic(tuple(names), tuple(float(c) for c in model.coef_[0]), float(model.intercept_[0]),
-                    tuple(float(m) for m in mean), tuple(float(s) for s in scale))
+    z = (x - mean) / scale
+    w = w * len(w) / w.sum()  # weights average 1: C keeps its meaning
+    c = cs[0]
+    if len(cs) > 1:
+        splits = list(StratifiedKFold(inner_folds).split(z, y))
+        def loss(c: float) -> float:
+            return sum(log_loss(y[te], LogisticRegression(C=c, max_iter=2000).fit(z[tr], y[tr], sample_weight=w[tr])
+                                .predict_proba(z[te])[:, 1], sample_weight=w[te], labels=[0.0, 1.0]) * w[te].sum()
+                       for tr, te in splits)
+        c = min(cs, key=loss)
+    model = LogisticRegression(C=c, max_iter=2000).fit(z, y, sample_weight=w)
+    return Logistic(tuple(names), tuple(float(v) for v in model.coef_[0]), float(model.intercept_[0]),
+                    tuple(float(m) for m in mean), tuple(float(s) for s in scale)), c
 
 
 def _fit_listwise(groups: Sequence[tuple[np.ndarray, np.ndarray]], names: Sequence[str], l2: float = 0.01
@@ -143,8 +163,9 @@ def fit_answer_models(items: Sequence[Any], bots: Sequence[Any], fusion: Fusion,
     sent_f = [_sentence_model(items, prep, fold_of != f) for f in range(folds)]
     ev = np.array([[_evidence(it, p, sent_f[fold_of[i]])[n] for n in EVIDENCE_FEATURES]
                    for i, (it, p) in enumerate(zip(items, prep, strict=True))])
-    ref_f = [_fit_logistic(ev[fold_of != f], labels[fold_of != f], set_w[fold_of != f], EVIDENCE_FEATURES)
-             for f in range(folds)]
+    ref_fc = [_fit_logistic(ev[fold_of != f], labels[fold_of != f], set_w[fold_of != f], EVIDENCE_FEATURES, REFUSAL_CS)
+              for f in range(folds)]
+    ref_f = [m for m, _ in ref_fc]
     oof = np.array([ref_f[fold_of[i]].prob(dict(zip(EVIDENCE_FEATURES, ev[i], strict=True)))
                     for i in range(len(items))])
     print("answers, held-out folds (answer accuracy / refusal accuracy / false refusals per set):")
@@ -169,17 +190,18 @@ def fit_answer_models(items: Sequence[Any], bots: Sequence[Any], fusion: Fusion,
                         "evidence": {n: round(float(v), 4) for n, v in zip(EVIDENCE_FEATURES, ev[i], strict=True)}})
             records[it.set_no].append(rec)
         figs = [_answer_figures(r) for r in fold_recs]
-        held.append({"fold": f, "threshold": round(t, 4), "held_out": dict(zip(names, figs, strict=True))})
-        print(f"  fold {f}: threshold {t:.3f}  " + "  ".join(
+        held.append({"fold": f, "threshold": round(t, 4), "refusal_c": ref_fc[f][1],
+                     "held_out": dict(zip(names, figs, strict=True))})
+        print(f"  fold {f}: refusal C {ref_fc[f][1]:g} threshold {t:.3f}  " + "  ".join(
             f"{Path(n).stem} {_fmt(x)}" for n, x in zip(names, figs, strict=True)))
     pooled = {n: _answer_figures(r) for n, r in zip(names, records, strict=True)}
     if dump:
         dump.write_text("".join(json.dumps(r) + "\n" for recs in records for r in recs), encoding="utf-8")
     print("  all folds pooled: " + "  ".join(f"{Path(n).stem} {_fmt(x)}" for n, x in pooled.items()))
     sentence = _sentence_model(items, prep, everyone)
-    refusal = _fit_logistic(ev, labels, set_w, EVIDENCE_FEATURES)
+    refusal, c = _fit_logistic(ev, labels, set_w, EVIDENCE_FEATURES, REFUSAL_CS)
     threshold = _threshold(oof, items, everyone, n_sets, max_fr)
-    print(f"  fitted on everything: refusal threshold {threshold:.3f}")
+    print(f"  fitted on everything: refusal C {c:g} threshold {threshold:.3f}")
     return {"sentence": sentence, "refusal": replace(refusal, threshold=threshold),
             "held_out": {"folds": held, "pooled": pooled}}
 

@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     rrf_k: int | None = None
     dense_weight: float | None = None
     bm25_weight: float | None = None
-    per_article: int = 2  # an article's passages among the k; 2-5 measured on held-out answers: docs/fitting.md
+    per_article: int = 5  # an article's passages among the k; 2-5 measured on held-out answers: docs/fitting.md
 
     # Bounds on one request (CLI, /ask, /chat): longer or more is refused with one line, before any work.
     max_question_chars: int = 2000  # also each text of an earlier turn

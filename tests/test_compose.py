@@ -46,7 +46,8 @@ def test_a_list_question_is_answered_with_the_items_each_cited(embedder) -> None
 def test_a_question_whose_best_sentence_leads_a_list_is_answered_with_the_list(embedder) -> None:  # noqa: ANN001
     ps = [
         _passage(1, "The harbour council met on Monday to review the year.\n\nSo, why do ports need regular dredging?"
-                    "\n\n- Ships keep growing in draught\n- Silt narrows the channels\n\nThe council will report in June."),
+                    "\n\n- Ships keep growing in draught\n- Silt narrows the channels"
+                    "\n\nThe council will report in June."),
         _passage(2, "Port fees rose by four percent this year after a long consultation.", doc="e"),
     ]
     a = ExtractiveAnswerer(embed=embedder.embed_documents)
