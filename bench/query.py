@@ -177,7 +177,7 @@ def main() -> None:
     for label, home in homes.items():
         if not args.skip_latency:
             res["latency"][label] = latency(Path(home), args.backend, questions, args.users)
-    for label, home in homes.items():
+    for label, home in homes.items() if args.cold > 0 else ():
         res["cold"][label] = [cold_ask(Path(home), b, args.cold) for b in args.cold_backends.split(",")]
         print(json.dumps({"cold": {label: res["cold"][label]}}), flush=True)
     if args.chat:
