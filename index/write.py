@@ -67,6 +67,7 @@ def write(index: Index, writer: Writer, docs: list[Any], fresh: list[dict[str, A
     result = writer.index(docs, writer.rm, writer.sink, cleanup="scoped_full", source_id_key="doc_id",
                           key_encoder=lambda d: d.metadata["chunk_id"],
                           batch_size=index.settings.index_batch_size)
+    index.store.check_last_write()
     report.embedded, report.deleted = writer.sink.embedded, result["num_deleted"]
     report.embed_seconds = writer.sink.embed_seconds
     if writer.sink.embedded:  # which model the vectors come from: queries must use the same

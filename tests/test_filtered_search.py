@@ -4,6 +4,8 @@ either way the same passages, in the same order, as Chroma's own metadata filter
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from assistant import retrieve
@@ -55,21 +57,30 @@ def test_a_search_among_ids_without_vectors_falls_back_to_the_metadata_filter(se
     assert seed_index.store.query(vector, 5, where, among=among) == expected
 
 
-def test_a_write_the_vector_index_does_not_serve_reopens_the_embedded_store(make_settings, embedder,  # noqa: ANN001
+def test_a_write_the_vector_index_does_not_serve_reopens_the_embedded_store(make_settings, corpus_copy: Path,  # noqa: ANN001
+                                                                             embedder,  # noqa: ANN001
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """Chroma's embedded client sometimes stores a vector but leaves it out of its in-process index;
     the store checks its last write and opens the folder again, after which the vector is found."""
     from index.indexer import Index
 
-    index = Index(make_settings(), embedder=embedder)
+    index = Index(make_settings(corpus_copy), embedder=embedder)
     index.update(progress=False)
     store = index.store
     vector = embedder.embed_query("tidal turbine noise")
     first = store._client
     monkeypatch.setattr(type(store), "_searchable", lambda self, cid, emb: self._client is not first)
     store.upsert(["new#1"], [vector], [{"doc_id": "new"}], ["tidal turbine noise"])
+    assert store._client is first  # checked once per update, after its last write
+    store.check_last_write()
     assert store._client is not first  # opened again
     assert store.query(vector, 1)[0][0] == "new#1" and store.count() == len(index.db.chunk_ids()) + 1
     second = store._client
     store.upsert(["new#2"], [vector], [{"doc_id": "new"}], ["tidal turbine noise"])
+    store.check_last_write()
     assert store._client is second  # served: not opened again
+
+    monkeypatch.setattr(type(store), "_searchable", lambda self, cid, emb: self._client is not second)
+    (corpus_copy / "tidal-notes.txt").write_text("Tidal turbine notes\n\nTidal turbines were tested.\n")
+    index.update(progress=False)
+    assert store._client is not second  # an update checks its last write
