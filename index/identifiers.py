@@ -46,7 +46,26 @@ _ORGS = [
     ("UN-Habitat", r"\bUN-Habitat\b"),
     ("World Standards Cooperation", r"World Standards Cooperation"),
 ]
-_ORG_RES = [(name, re.compile(rx)) for name, rx in _ORGS]
+
+
+def _leads(rx: str) -> tuple[str, ...] | None:
+    """The words each top-level alternative of ``rx`` starts with ("ISO", "International"): a text
+    holding none of them cannot match, and a substring test is ~10x cheaper than the search (the
+    facets of every chunk of a build are searched for all of these: 11% of its main thread at 50k
+    chunks). None when an alternative does not start with a word: then the search always runs."""
+    alts, depth, cur = [], 0, ""
+    for ch in rx:
+        depth += (ch == "(") - (ch == ")")
+        if ch == "|" and depth == 0:
+            alts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    words = [re.match(r"(?:\\b)?([A-Za-z]+)", alt) for alt in [*alts, cur]]
+    return tuple(m[1] for m in words) if all(words) else None  # type: ignore[index]
+
+
+_ORG_RES = [(name, _leads(rx), re.compile(rx)) for name, rx in _ORGS]
 _BODY_LABEL = {"ISO IEC": "ISO/IEC"}
 
 
@@ -109,7 +128,8 @@ def _found(text: str) -> tuple[Identifier, ...]:
 
 def find_orgs(text: str) -> list[str]:
     """Organisations named in ``text`` (ISO, IEC, ITU, SAC, CESI, ANSI, CEN-CENELEC, ...)."""
-    return [name for name, rx in _ORG_RES if rx.search(text)]
+    return [name for name, leads, rx in _ORG_RES
+            if (leads is None or any(w in text for w in leads)) and rx.search(text)]
 
 
 def keys(text: str) -> set[str]:

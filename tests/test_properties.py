@@ -61,3 +61,21 @@ def test_identifier_parsing_is_total_and_stable(text: str) -> None:
         assert ident.key and ident.label
         again = {i.key for i in find_identifiers(f" {ident.label} ")}
         assert ident.key in again, f"{ident.label!r} does not parse back to {ident.key!r}"
+
+
+ORG_TEXT = st.lists(st.one_of(st.sampled_from([
+    "ISO", "ISO/IEC", "ISOs", "IEC", "ITU-T", "ITU-R", "International Organization for Standardization",
+    "International Electrotechnical Commission", "International Telecommunication Union", "SAC/TC 28",
+    "Standardization Administration of China", "China Electronics Standardisation Institute", "CEN and CENELEC",
+    "CEN-CENELEC", "CENELEC", "UN-Habitat", "World Standards Cooperation", "American National Standards Institute",
+    "Ministry of Industry and Information Technology", "IEEE", " ", "\n", "-", "/",
+]), st.text(max_size=12)), max_size=30).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ORG_TEXT)
+def test_organisations_found_are_those_a_plain_search_finds(text: str) -> None:
+    """find_orgs skips an organisation's search when none of its leading words is in the text."""
+    from index.identifiers import _ORGS, find_orgs
+
+    assert find_orgs(text) == [name for name, rx in _ORGS if re.search(rx, text)]
