@@ -39,9 +39,9 @@ def _fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray, names: Sequence[s
                   cs: Sequence[float] = (1.0,), inner_folds: int = 5) -> tuple[Logistic, float]:
     """Logistic regression on standardised features, weighted; with several ``cs`` the L2 strength is the one
     with the lowest weighted log loss over ``inner_folds`` stratified folds of these rows alone (nested
-    cross-validation: the outer folds' held-out figures stay honest). The evidence features overlap (four
-    measures of coverage), and the unregularised fit gave one of them a negative weight that refused
-    well-covered short questions."""
+    cross-validation: the outer folds' held-out figures stay honest). The evidence features overlap (several
+    measures of coverage), and at C = 1 one of them took a negative weight that refused well-covered short
+    questions (docs/fitting.md)."""
     try:
         from sklearn.linear_model import LogisticRegression
         from sklearn.metrics import log_loss
