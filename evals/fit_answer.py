@@ -36,7 +36,7 @@ REFUSAL_CS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)  # inverse L2 strengths the refusa
 
 
 def _fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray, names: Sequence[str],
-                  cs: Sequence[float] = (1.0,), inner_folds: int = 5) -> tuple[Logistic, float]:
+                  cs: Sequence[float] = REFUSAL_CS, inner_folds: int = 5) -> tuple[Logistic, float]:
     """Logistic regression on standardised features, weighted; with several ``cs`` the L2 strength is the one
     with the lowest weighted log loss over ``inner_folds`` stratified folds of these rows alone (nested
     cross-validation: the outer folds' held-out figures stay honest). The evidence features overlap (several
@@ -163,7 +163,7 @@ def fit_answer_models(items: Sequence[Any], bots: Sequence[Any], fusion: Fusion,
     sent_f = [_sentence_model(items, prep, fold_of != f) for f in range(folds)]
     ev = np.array([[_evidence(it, p, sent_f[fold_of[i]])[n] for n in EVIDENCE_FEATURES]
                    for i, (it, p) in enumerate(zip(items, prep, strict=True))])
-    ref_fc = [_fit_logistic(ev[fold_of != f], labels[fold_of != f], set_w[fold_of != f], EVIDENCE_FEATURES, REFUSAL_CS)
+    ref_fc = [_fit_logistic(ev[fold_of != f], labels[fold_of != f], set_w[fold_of != f], EVIDENCE_FEATURES)
               for f in range(folds)]
     ref_f = [m for m, _ in ref_fc]
     oof = np.array([ref_f[fold_of[i]].prob(dict(zip(EVIDENCE_FEATURES, ev[i], strict=True)))
@@ -199,7 +199,7 @@ def fit_answer_models(items: Sequence[Any], bots: Sequence[Any], fusion: Fusion,
         dump.write_text("".join(json.dumps(r) + "\n" for recs in records for r in recs), encoding="utf-8")
     print("  all folds pooled: " + "  ".join(f"{Path(n).stem} {_fmt(x)}" for n, x in pooled.items()))
     sentence = _sentence_model(items, prep, everyone)
-    refusal, c = _fit_logistic(ev, labels, set_w, EVIDENCE_FEATURES, REFUSAL_CS)
+    refusal, c = _fit_logistic(ev, labels, set_w, EVIDENCE_FEATURES)
     threshold = _threshold(oof, items, everyone, n_sets, max_fr)
     print(f"  fitted on everything: refusal C {c:g} threshold {threshold:.3f}")
     return {"sentence": sentence, "refusal": replace(refusal, threshold=threshold),
