@@ -21,6 +21,9 @@ from index.store import VectorStore
 # (measured: 58% padding in calls of 64, 20% in calls of 256, 4% in calls of 1024); the
 # onnx embedder spreads each call over its worker threads.
 EMBED_STEP = 1024
+# An update that queues more texts than this embeds the rest in worker processes (the
+# embedder's ``in_processes``): ~1.5 s to start them, while the first call runs here.
+PROCESSES_AFTER = EMBED_STEP
 
 
 def embedding_text(doc_text: str, title: str) -> str:
@@ -35,12 +38,16 @@ class Prefetch:
     ~4 minutes, longer than the model takes for 16k chunks, so with 16k ahead the model
     stood idle for a minute of it. onnxruntime and torch release the GIL, so the model works while the update
     reads the next files and while the indexing API, Chroma and SQLite store the last
-    batch (on 2 cores the build used 1.4 of them without it). Written by hand: the
-    indexing API hands the sink one batch at a time."""
+    batch (on 2 cores the build used 1.4 of them without it); past ``processes_after``
+    texts the model runs in worker processes, out of reach of the GIL that Chroma's
+    writes hold. Written by hand: the indexing API hands the sink one batch at a time."""
 
     def __init__(self, embedder: Callable[[], Embedder], on_embedded: Callable[[int], None],
-                 ahead: int = 64 * EMBED_STEP, min_call: int = 256) -> None:
+                 ahead: int = 64 * EMBED_STEP, min_call: int = 256, processes_after: int | None = None) -> None:
         self._embedder, self._on_embedded, self._ahead, self._min_call = embedder, on_embedded, ahead, min_call
+        self._processes_after = PROCESSES_AFTER if processes_after is None else processes_after
+        self._procs: Any = None  # the embedder in worker processes, once the update is large enough
+        self._procs_failed = False
         self._pending: list[tuple[str, str]] = []
         self._planned: set[str] = set()
         self._ready: dict[str, np.ndarray] = {}  # float32 rows: 1.5 KiB a vector, not 12 as lists
@@ -70,6 +77,39 @@ class Prefetch:
             self._closed = True
             self._ready.clear()
             self._cond.notify_all()
+        if self._procs is not None:
+            self._procs.close()
+            self._procs = None
+
+    def _model(self) -> Embedder:
+        """The embedder for the next call: in worker processes once more than ``processes_after``
+        texts were queued and the workers are ready; until then, and if they fail, in this process."""
+        model = self._embedder()
+        if (self._procs is None and not self._procs_failed and len(self._planned) > self._processes_after
+                and hasattr(model, "in_processes")):
+            self._procs = model.in_processes()
+        if self._procs is not None:
+            try:
+                if self._procs.ready():
+                    return self._procs  # type: ignore[no-any-return]
+            except Exception:  # a worker could not start
+                self._drop_processes()
+        return model
+
+    def _drop_processes(self) -> None:
+        if self._procs is not None:
+            self._procs.close()
+        self._procs, self._procs_failed = None, True
+
+    def _vectors(self, texts: list[str]) -> np.ndarray:
+        model = self._model()
+        try:
+            return np.asarray(model.embed_documents(texts), dtype=np.float32)
+        except Exception:
+            if self._closed or model is not self._procs:
+                raise
+            self._drop_processes()  # a worker died (killed, out of memory): this process embeds the rest
+            return np.asarray(self._embedder().embed_documents(texts), dtype=np.float32)
 
     def _next(self) -> list[tuple[str, str]] | None:
         with self._cond:
@@ -83,9 +123,8 @@ class Prefetch:
     def _run(self) -> None:
         try:
             while (part := self._next()) is not None:
-                model = self._embedder()
                 t0 = time.perf_counter()
-                vectors = np.asarray(model.embed_documents([text for _, text in part]), dtype=np.float32)
+                vectors = self._vectors([text for _, text in part])
                 self.seconds += time.perf_counter() - t0
                 with self._cond:
                     if not self._closed:

@@ -9,6 +9,7 @@ import json
 import sqlite3
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -109,3 +110,39 @@ def test_a_build_stores_each_chunk_s_tokens_as_computed_and_times_the_model(make
     logged = index.db.updates(1)[0]
     assert logged["embed_seconds"] == report.embed_seconds
     assert index.verify() == []
+
+
+@pytest.mark.slow
+def test_a_build_embedded_in_worker_processes_stores_the_vectors_of_one_embedded_here(
+        tmp_path: Path, corpus_copy: Path, embedder, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    import time
+
+    from index.embed import ProcessEmbedder
+    from index.settings import load_settings
+
+    monkeypatch.setattr("index.sink.EMBED_STEP", 16)  # several calls: the workers take the later ones
+    started, in_workers = [], []
+
+    def ready(self: Any) -> ProcessEmbedder:  # the workers, once they have loaded the model
+        started.append(1)
+        workers = ProcessEmbedder(self)
+        deadline = time.monotonic() + 60
+        while not workers.ready() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return workers
+
+    monkeypatch.setattr(type(embedder), "in_processes", ready)
+    real = ProcessEmbedder.embed_documents
+    monkeypatch.setattr(ProcessEmbedder, "embed_documents",
+                        lambda self, texts: in_workers.extend(texts) or real(self, texts))
+    stored = []
+    for after in (10**9, 0):  # in this process, then in worker processes
+        monkeypatch.setattr("index.sink.PROCESSES_AFTER", after)
+        index = Index(load_settings(home=tmp_path / f"home-{after}", corpus=corpus_copy), embedder=embedder)
+        report = index.update(progress=False)
+        assert report.ok and report.embedded > 50
+        assert index.verify() == []
+        got = index.store._collection.get(include=["embeddings"])
+        stored.append(dict(zip(got["ids"], np.asarray(got["embeddings"]).tolist(), strict=True)))
+    assert started == [1] and len(in_workers) > 30  # only the second build used workers, for most chunks
+    assert stored[0] == stored[1]

@@ -1,8 +1,13 @@
 """The two embedders of the same model: the int8 ONNX export stays close to PyTorch,
-returns unit vectors, and a text's vector does not depend on what it is batched with."""
+returns unit vectors, and a text's vector does not depend on what it is batched with, nor
+on whether it was embedded in this process or in a worker process."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +49,55 @@ def test_onnx_vectors_do_not_depend_on_the_batch(onnx_embedder: OnnxEmbedder) ->
     alone = np.asarray([onnx_embedder.embed_query(t) for t in TEXTS])
     together = np.asarray(onnx_embedder.embed_documents(list(reversed(TEXTS))))[::-1]
     assert np.allclose(alone, together, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_worker_processes_give_the_same_vectors_bit_for_bit(onnx_embedder: OnnxEmbedder) -> None:
+    texts = [f"{t} ({i})" * (1 + i % 5) for i, t in enumerate(TEXTS * 12)]  # 48 texts, 3 tasks per worker
+    procs = onnx_embedder.in_processes()
+    try:
+        deadline = time.monotonic() + 60
+        while not procs.ready():
+            assert time.monotonic() < deadline, "the workers did not start"
+            time.sleep(0.05)
+        assert np.array_equal(procs.vectors(texts), onnx_embedder.vectors(texts))
+        assert procs.embed_documents([]) == []
+    finally:
+        procs.close()
+
+
+WORKERS_OF_A_KILLED_PROCESS = """
+import os, signal, sys, time
+from pathlib import Path
+from index.embed import OnnxEmbedder
+procs = OnnxEmbedder(Path(sys.argv[1])).in_processes()
+while not procs.ready():
+    time.sleep(0.05)
+print(" ".join(str(p) for p in procs._pool._processes), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.slow
+def test_worker_processes_die_with_a_killed_update(onnx_embedder: OnnxEmbedder) -> None:
+    out = subprocess.run([sys.executable, "-c", WORKERS_OF_A_KILLED_PROCESS, str(onnx_embedder.models_dir)],
+                         capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert out.returncode == -9, out.stderr
+    pids = [int(p) for p in out.stdout.split()]
+    assert len(pids) == onnx_embedder.workers
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"  # a zombie has exited
+
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(p) for p in pids)
 
 
 def test_the_export_folder_names_the_recipe(tmp_path: Path) -> None:

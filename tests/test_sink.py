@@ -1,5 +1,6 @@
 """The embedding look-ahead of an update: vectors come back for the right ids, the thread
-stays within its look-ahead, errors reach the writer, and closing stops it. The embedder
+stays within its look-ahead, a large update moves to worker processes once they are ready
+(and back if they fail), errors reach the writer, and closing stops it. The embedder
 here is a stand-in that records its calls: the subject is the threading, not the model."""
 
 from __future__ import annotations
@@ -73,3 +74,57 @@ def test_close_stops_the_thread() -> None:
     pre.close()
     pre._thread.join(timeout=5)
     assert not pre._thread.is_alive()
+
+
+class Workers(Recorder):
+    """Stands in for the embedder in worker processes: ready after ``warm`` checks; ``dies`` after that many calls."""
+
+    def __init__(self, warm: int = 1, dies: int | None = None) -> None:
+        super().__init__()
+        self.warm, self.dies, self.closed = warm, dies, False
+
+    def ready(self) -> bool:
+        self.warm -= 1
+        return self.warm < 0
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        if self.dies is not None and len(self.calls) >= self.dies:
+            raise RuntimeError("a worker process died")
+        return super().embed_documents(texts)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class InProcess(Recorder):
+    def __init__(self, workers: Workers) -> None:
+        super().__init__()
+        self.workers, self.started = workers, 0
+
+    def in_processes(self) -> Workers:
+        self.started += 1
+        return self.workers
+
+
+@pytest.mark.parametrize("dies", [None, 2])
+def test_a_large_update_moves_to_worker_processes_and_back_if_they_fail(monkeypatch: pytest.MonkeyPatch,
+                                                                        dies: int | None) -> None:
+    monkeypatch.setattr("index.sink.EMBED_STEP", 10)
+    workers = Workers(warm=1, dies=dies)
+    model = InProcess(workers)
+    pre = Prefetch(lambda: model, lambda n: None, min_call=10, processes_after=25)
+    items = _items(100)
+    pre.add(items[:20])  # under the threshold: embedded here, no workers started
+    assert pre.take([cid for cid, _ in items[:20]]) is not None
+    assert model.started == 0 and len(model.calls) == 2
+    pre.add(items[20:])
+    pre.finish()
+    assert pre.take([cid for cid, _ in items[20:]]) == [[float(len(t)), float(t.count("x"))] for _, t in items[20:]]
+    assert model.started == 1  # started once, and used once ready (the first call after starting ran here)
+    if dies is None:
+        assert sum(len(c) for c in workers.calls) == 70 and sum(len(c) for c in model.calls) == 30
+    else:  # two calls in the workers, then the rest here again
+        assert sum(len(c) for c in workers.calls) == 20 and sum(len(c) for c in model.calls) == 80
+        assert workers.closed
+    pre.close()
+    assert workers.closed
