@@ -63,6 +63,22 @@ def test_identifier_parsing_is_total_and_stable(text: str) -> None:
         assert ident.key in again, f"{ident.label!r} does not parse back to {ident.key!r}"
 
 
+ID_TEXT = st.lists(st.one_of(st.sampled_from([
+    "JTC 1/SC 41", "JTC1/WG11", "jtc 1 working group 7", "ISO/TC 268", "SAC/TC 28", "TC 260", "SG 20",
+    "ITU-T Study Group 5", "SDG 11", "SyC Smart Cities", "ſyc smart cities", "ISO/IEC 30145-3:2020", "Y.4900",
+    "GB/T 35273-2020", "2019-2020", "30145-3", " ", "\n", "/", "-", ".",
+]), st.text(max_size=12)), max_size=30).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ID_TEXT)
+def test_identifiers_found_are_those_a_plain_search_finds(text: str) -> None:
+    """_scan skips the searches a text cannot match (no digit, none of a committee's words)."""
+    from index.identifiers import _scan
+
+    assert _scan(text) == _scan(text, skip=False)
+
+
 ORG_TEXT = st.lists(st.one_of(st.sampled_from([
     "ISO", "ISO/IEC", "ISOs", "IEC", "ITU-T", "ITU-R", "International Organization for Standardization",
     "International Electrotechnical Commission", "International Telecommunication Union", "SAC/TC 28",
