@@ -77,8 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("chat", help="serve the chat window")
     _common(p)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: the network, use --auth)")
+    p.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
     p.add_argument("--auth", default=argparse.SUPPRESS, help="USER:PASS (or STDNEWS_AUTH)")
     p.add_argument("--no-watch", action="store_true",
                    help="do not index files that arrive in the corpus folder while serving")
