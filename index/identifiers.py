@@ -119,7 +119,7 @@ def _scan(text: str, skip: bool = True) -> tuple[Identifier, ...]:
     found: dict[str, Identifier] = {}
     taken: list[tuple[int, int]] = []
     digits = not skip or _DIGIT.search(text) is not None
-    lower = text.casefold() if skip else ""  # casefold: re.I also matches "ſ" for "s"
+    folded = text.casefold() if skip else ""  # casefold, not lower: re.I also matches "ſ" for "s"
     for m in _STANDARD.finditer(text) if digits else ():
         ident = _standard(m["body"], m["num"], m["part"], m["year"])
         found.setdefault(ident.key, ident)  # bare mentions below never replace a labelled one
@@ -132,7 +132,7 @@ def _scan(text: str, skip: bool = True) -> tuple[Identifier, ...]:
                 ident = _standard(None, m["num"], None, None)
                 found.setdefault(ident.key, ident)
     for needs, rx, canon in _COMMITTEES:
-        if skip and not any(w in lower for w in needs):
+        if skip and not any(w in folded for w in needs):
             continue
         for m in rx.finditer(text):
             label = canon(m)

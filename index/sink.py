@@ -77,9 +77,7 @@ class Prefetch:
             self._closed = True
             self._ready.clear()
             self._cond.notify_all()
-        if self._procs is not None:
-            self._procs.close()
-            self._procs = None
+        self._drop_processes()  # and none started after this
 
     def _model(self) -> Embedder:
         """The embedder for the next call: in worker processes once more than ``processes_after``
