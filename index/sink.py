@@ -186,7 +186,7 @@ class IndexSink(LCVectorStore):
                 self.direct_seconds += time.perf_counter() - t0
                 self.on_embedded(len(part))
         metas = [{k: v for k, v in d.metadata.items() if k not in ("start", "end", "tokens")} for d in documents]
-        self.store.upsert(ids, vectors, metas, [d.page_content for d in documents])
+        self.store.upsert(ids, vectors, metas)
         rows = [{**d.metadata, "id": cid, "text": d.page_content} for cid, d in zip(ids, documents, strict=True)]
         self.db.put_chunks(rows)
         self.embedded += len(ids)

@@ -1,6 +1,9 @@
 """Vector store: Chroma, embedded (``PersistentClient``) or a server (``HttpClient``).
 We always pass our own embeddings; Chroma's default embedding function would
-try to download a model."""
+try to download a model. Chroma holds vectors and metadata only: a chunk's text lives in
+the chunk table (``index.chunkdb``), which answers every read of it. Text stored in Chroma
+too went into its trigram full-text index, which nothing here queries: upserting 20k chunks
+cost 33.7 CPU-s with their text and 19.9 without (250 MB on disk against 43 MB)."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ class VectorStore(Protocol):
     """What the index and retrieval need from a vector database."""
 
     def upsert(self, ids: Sequence[str], embeddings: Sequence[Sequence[float]],
-               metadatas: Sequence[dict[str, Any]], documents: Sequence[str]) -> None: ...
+               metadatas: Sequence[dict[str, Any]]) -> None: ...
 
     def check_last_write(self) -> None: ...
 
@@ -60,14 +63,14 @@ class ChromaStore:
             raise
 
     def upsert(self, ids: Sequence[str], embeddings: Sequence[Sequence[float]],
-               metadatas: Sequence[dict[str, Any]], documents: Sequence[str]) -> None:
+               metadatas: Sequence[dict[str, Any]]) -> None:
         if not ids:
             return
         step = 1000
         for i in range(0, len(ids), step):
             self._call(lambda i=i: self._collection.upsert(
                 ids=list(ids[i:i + step]), embeddings=[list(e) for e in embeddings[i:i + step]],
-                metadatas=list(metadatas[i:i + step]), documents=list(documents[i:i + step])))
+                metadatas=list(metadatas[i:i + step])))
         if self._reopen is not None:
             self._unchecked = (ids[-1], embeddings[-1])
 

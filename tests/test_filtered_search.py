@@ -70,13 +70,13 @@ def test_a_write_the_vector_index_does_not_serve_reopens_the_embedded_store(make
     vector = embedder.embed_query("tidal turbine noise")
     first = store._client
     monkeypatch.setattr(type(store), "_searchable", lambda self, cid, emb: self._client is not first)
-    store.upsert(["new#1"], [vector], [{"doc_id": "new"}], ["tidal turbine noise"])
+    store.upsert(["new#1"], [vector], [{"doc_id": "new"}])
     assert store._client is first  # checked once per update, after its last write
     store.check_last_write()
     assert store._client is not first  # opened again
     assert store.query(vector, 1)[0][0] == "new#1" and store.count() == len(index.db.chunk_ids()) + 1
     second = store._client
-    store.upsert(["new#2"], [vector], [{"doc_id": "new"}], ["tidal turbine noise"])
+    store.upsert(["new#2"], [vector], [{"doc_id": "new"}])
     store.check_last_write()
     assert store._client is second  # served: not opened again
 

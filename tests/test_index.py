@@ -273,3 +273,13 @@ def test_a_removed_file_is_forgotten_by_the_next_update(tmp_path: Path) -> None:
     assert index.update(progress=False).removed_docs == ["b"]
     assert str((corpus / "b.txt").resolve()) not in index.db.file_memo()
     assert str((corpus / "a.txt").resolve()) in index.db.file_memo()
+
+
+def test_chroma_holds_vectors_and_metadata_not_the_text(seed_index: Index) -> None:
+    """A chunk's text lives in the chunk table alone: Chroma's copy only fed a full-text index nothing
+    queries (40% of the upsert's CPU, 6x the disk)."""
+    got = seed_index.store._collection.get(limit=5, include=["documents", "metadatas"])
+    assert len(got["ids"]) == 5 and all(m["doc_id"] for m in got["metadatas"])
+    assert got["documents"] == [None] * 5
+    texts = seed_index.db.get_chunks(got["ids"])
+    assert all(texts[cid]["text"] for cid in got["ids"])
