@@ -68,6 +68,9 @@ CHUNK_COLUMNS = ("id", "doc_id", "article", "title", "bulletin_title", "publishe
 _NOT_META = ("chunk_id", "tokens")  # row keys that are not stored in the meta column
 
 
+CACHE_KIB = 32 * 1024  # page cache per connection, filled only as pages are read
+
+
 class ChunkDB:
     """Thin, typed access to the SQLite file; every write is one transaction."""
 
@@ -80,6 +83,9 @@ class ChunkDB:
         self._batch_at: float | None = None  # while a ``batch`` is open: when it last committed
         self._batch_every = 5.0
         self.conn.execute("PRAGMA journal_mode=WAL")
+        # SQLite's default 2 MB page cache is too small for the band index's random keys at 100k chunks
+        # (1M band rows): storing a 100k build's articles took 13.9 CPU-s with it, 8.7 with 32 MB.
+        self.conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         self.conn.executescript(_SCHEMA)
         columns = {r[1] for r in self.conn.execute("PRAGMA table_info(chunks)")}
         if "tokens" not in columns:  # a data directory from before the BM25 token cache
