@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from index.articledb import SCHEMA as ARTICLE_SCHEMA
+from index.articledb import ArticleTables, in_lists
 from index.tokenize import tokens
 
 _SCHEMA = """
@@ -29,18 +31,6 @@ CREATE TABLE IF NOT EXISTS bulletins (
     doc_id TEXT PRIMARY KEY, path TEXT NOT NULL, title TEXT NOT NULL, publisher TEXT, date TEXT,
     url TEXT, language TEXT, sha256 TEXT NOT NULL, articles TEXT NOT NULL, text TEXT NOT NULL,
     indexed_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS article_sigs (
-    doc_id TEXT NOT NULL, article INTEGER NOT NULL, sig BLOB NOT NULL, words TEXT NOT NULL,
-    PRIMARY KEY (doc_id, article));
-CREATE TABLE IF NOT EXISTS article_bands (
-    key INTEGER NOT NULL, doc_id TEXT NOT NULL, article INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS article_bands_key ON article_bands(key);
-CREATE INDEX IF NOT EXISTS article_bands_doc ON article_bands(doc_id);
-CREATE TABLE IF NOT EXISTS dup_pairs (
-    doc_a TEXT NOT NULL, art_a INTEGER NOT NULL, doc_b TEXT NOT NULL, art_b INTEGER NOT NULL,
-    PRIMARY KEY (doc_a, art_a, doc_b, art_b));
-CREATE INDEX IF NOT EXISTS dup_pairs_b ON dup_pairs(doc_b);
-DROP TABLE IF EXISTS dup_groups;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS keyword_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL);
 CREATE TRIGGER IF NOT EXISTS chunks_logged_insert AFTER INSERT ON chunks
@@ -51,12 +41,6 @@ CREATE TRIGGER IF NOT EXISTS chunks_logged_update AFTER UPDATE OF title, text, t
     BEGIN INSERT INTO keyword_log (id) VALUES (new.id); END;
 CREATE TABLE IF NOT EXISTS chunk_labels (
     kind TEXT NOT NULL, label TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (kind, label)) WITHOUT ROWID;
-CREATE TRIGGER IF NOT EXISTS dup_pairs_counted_insert AFTER INSERT ON dup_pairs BEGIN
-    INSERT INTO meta (key, value) VALUES ('pairs_version', '1')
-    ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1; END;
-CREATE TRIGGER IF NOT EXISTS dup_pairs_counted_delete AFTER DELETE ON dup_pairs BEGIN
-    INSERT INTO meta (key, value) VALUES ('pairs_version', '1')
-    ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1; END;
 CREATE TABLE IF NOT EXISTS file_memo (path TEXT PRIMARY KEY, key TEXT NOT NULL, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS updates (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, kind TEXT NOT NULL, summary TEXT NOT NULL);
@@ -71,7 +55,7 @@ _NOT_META = ("chunk_id", "tokens")  # row keys that are not stored in the meta c
 CACHE_KIB = 32 * 1024  # page cache per connection, filled only as pages are read
 
 
-class ChunkDB:
+class ChunkDB(ArticleTables):
     """Thin, typed access to the SQLite file; every write is one transaction."""
 
     def __init__(self, path: Path) -> None:
@@ -86,7 +70,7 @@ class ChunkDB:
         # SQLite's default 2 MB page cache is too small for the band index's random keys at 100k chunks
         # (1M band rows): storing a 100k build's articles took 13.9 CPU-s with it, 8.7 with 32 MB.
         self.conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-        self.conn.executescript(_SCHEMA)
+        self.conn.executescript(_SCHEMA + ARTICLE_SCHEMA)  # meta first: the article tables' triggers write it
         columns = {r[1] for r in self.conn.execute("PRAGMA table_info(chunks)")}
         if "tokens" not in columns:  # a data directory from before the BM25 token cache
             self.conn.execute("ALTER TABLE chunks ADD COLUMN tokens TEXT")
@@ -157,7 +141,7 @@ class ChunkDB:
             changing = {r["id"]: r for r in rows}
         else:
             changing = {}
-            for marks, part in _in_lists(sorted(set(rows))):
+            for marks, part in in_lists(sorted(set(rows))):
                 q = f"SELECT id, meta FROM chunks WHERE id IN ({marks})"
                 changing |= {cid: json.loads(meta) for cid, meta in self.conn.execute(q, part)}
         if sums is not None:
@@ -187,7 +171,7 @@ class ChunkDB:
 
     def get_chunks(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
-        for marks, part in _in_lists(ids):
+        for marks, part in in_lists(ids):
             rows = self.conn.execute(f"SELECT * FROM chunks WHERE id IN ({marks})", part)
             out.update({r["id"]: _row(r) for r in rows})
         return out
@@ -227,118 +211,10 @@ class ChunkDB:
     def sha_by_doc(self) -> dict[str, str]:
         return {r[0]: r[1] for r in self.conn.execute("SELECT doc_id, sha256 FROM bulletins")}
 
-    # near-duplicate articles (index.dedupe) ----------------------------------
-    # ``lsh`` is index.dedupe's in-memory copy of these tables during a build (None when not loaded):
-    # the writes below keep it in step, or drop it when they cannot
-    def put_articles(self, doc_id: str, rows: Sequence[tuple[int, bytes, str, Sequence[int]]],
-                     pairs: Sequence[tuple[str, int, str, int]]) -> None:
-        """Replace a bulletin's article signatures, LSH bands and duplicate pairs (one transaction)."""
-        with self._tx():
-            self._delete_articles(doc_id)
-            self.conn.executemany("INSERT INTO article_sigs (doc_id, article, sig, words) VALUES (?,?,?,?)",
-                                  [(doc_id, a, sig, w) for a, sig, w, _ in rows])
-            self.conn.executemany("INSERT INTO article_bands (key, doc_id, article) VALUES (?,?,?)",
-                                  [(k, doc_id, a) for a, _, _, keys in rows for k in keys])
-            self.conn.executemany("INSERT OR IGNORE INTO dup_pairs (doc_a, art_a, doc_b, art_b) VALUES (?,?,?,?)",
-                                  pairs)
-        self._in_memory("put", doc_id, rows, pairs)
-
-    def delete_articles(self, doc_id: str) -> None:
-        with self._tx():
-            self._delete_articles(doc_id)
-        self._in_memory("drop", doc_id)
-
-    def _in_memory(self, method: str, *args: Any) -> None:
-        """The committed change, applied to the in-memory copy too (dropped if that fails)."""
-        if self.lsh is not None:
-            try:
-                getattr(self.lsh, method)(*args)
-            except Exception:
-                self.lsh = None
-                raise
-
-    def _delete_articles(self, doc_id: str) -> None:
-        for sql in ("DELETE FROM article_sigs WHERE doc_id=?", "DELETE FROM article_bands WHERE doc_id=?",
-                    "DELETE FROM dup_pairs WHERE doc_a=?", "DELETE FROM dup_pairs WHERE doc_b=?"):
-            self.conn.execute(sql, (doc_id,))
-
-    def clear_articles(self) -> None:
-        with self._tx():
-            for table in ("article_sigs", "article_bands", "dup_pairs"):
-                self.conn.execute(f"DELETE FROM {table}")
-        self._in_memory("clear")
-
-    def data_version(self) -> int:
-        """Changes when another connection commits to this file (never for this connection's own writes)."""
-        return self.conn.execute("PRAGMA data_version").fetchone()[0]
-
-    def band_members(self, keys: Iterable[int], cap: int) -> dict[int, list[tuple[str, int]]]:
-        """Per LSH band key, its ``cap`` most recently stored articles, newest first: one index
-        range read per key, however many articles share it."""
-        out: dict[int, list[tuple[str, int]]] = {}
-        q = "SELECT doc_id, article FROM article_bands WHERE key=? ORDER BY rowid DESC LIMIT ?"
-        for k in set(keys):
-            rows = self.conn.execute(q, (k, cap)).fetchall()
-            if rows:
-                out[k] = [(r[0], r[1]) for r in rows]
-        return out
-
-    def article_rows(self, keys: Iterable[tuple[str, int]],
-                     columns: str = "sig, words") -> dict[tuple[str, int], tuple[Any, ...]]:
-        """These articles' stored ``columns`` (by primary key), those that exist."""
-        out: dict[tuple[str, int], tuple[Any, ...]] = {}
-        wanted = sorted(set(keys))
-        for i in range(0, len(wanted), 400):
-            part = wanted[i : i + 400]
-            q = (f"WITH w(d, a) AS (VALUES {','.join(['(?,?)'] * len(part))}) SELECT doc_id, article, {columns}"
-                 " FROM w CROSS JOIN article_sigs ON doc_id = w.d AND article = w.a")  # a primary key search each
-            out.update({(r[0], r[1]): tuple(r[2:]) for r in self.conn.execute(q, [v for k in part for v in k])})
-        return out
-
-    def all_bands(self) -> Iterator[tuple[int, str, int]]:
-        """Every band row (key, doc_id, article), oldest first."""
-        yield from self.conn.execute("SELECT key, doc_id, article FROM article_bands ORDER BY rowid")
-
-    def signatures(self) -> list[sqlite3.Row]:
-        return self.conn.execute("SELECT doc_id, article, sig, words FROM article_sigs").fetchall()
-
-    def pairs_version(self) -> str:
-        """Changes whenever a duplicate pair is stored or removed (the table's triggers count them)."""
-        return self.meta("pairs_version") or "0"
-
-    def dup_pairs(self) -> list[tuple[str, int, str, int]]:
-        return [tuple(r) for r in self.conn.execute("SELECT doc_a, art_a, doc_b, art_b FROM dup_pairs")]
-
-    def dup_neighbours(self, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], set[tuple[str, int]]]:
-        """For each of these articles that has near-duplicates: the articles confirmed as the same
-        story (direct pairs, not the whole connected group, which chains unrelated stories)."""
-        wanted = set(keys)
-        out: dict[tuple[str, int], set[tuple[str, int]]] = {}
-        for marks, docs in _in_lists(sorted({d for d, _ in wanted})):
-            q = (f"SELECT doc_a, art_a, doc_b, art_b FROM dup_pairs WHERE doc_a IN ({marks})"
-                 f" UNION SELECT doc_b, art_b, doc_a, art_a FROM dup_pairs WHERE doc_b IN ({marks})")
-            for d1, a1, d2, a2 in self.conn.execute(q, docs * 2):
-                if (d1, a1) in wanted:
-                    out.setdefault((d1, a1), set()).add((d2, a2))
-        return out
-
-    def article_info(self, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], dict[str, str]]:
-        """Bulletin, headline, publisher and date of these articles (those still indexed)."""
-        wanted = set(keys)
-        out: dict[tuple[str, int], dict[str, str]] = {}
-        for marks, docs in _in_lists(sorted({d for d, _ in wanted})):
-            q = ("SELECT doc_id, article, MIN(title) AS title, MIN(publisher) AS publisher, MIN(date) AS date"
-                 f" FROM chunks WHERE doc_id IN ({marks}) GROUP BY doc_id, article")
-            for r in self.conn.execute(q, docs):
-                if (r["doc_id"], r["article"]) in wanted:
-                    out[(r["doc_id"], r["article"])] = {"doc_id": r["doc_id"], "title": r["title"],
-                                                        "publisher": r["publisher"], "date": r["date"]}
-        return out
-
     def urls(self, doc_ids: Iterable[str]) -> dict[str, str]:
         """The catalog url of these bulletins, where they have one (a feed entry's page, say)."""
         out: dict[str, str] = {}
-        for marks, docs in _in_lists(sorted(set(doc_ids))):
+        for marks, docs in in_lists(sorted(set(doc_ids))):
             q = f"SELECT doc_id, url FROM bulletins WHERE doc_id IN ({marks}) AND url IS NOT NULL AND url != ''"
             out.update({r["doc_id"]: r["url"] for r in self.conn.execute(q, docs)})
         return out
@@ -434,13 +310,6 @@ class _Tx:
 
 def _id_hash(chunk_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(chunk_id.encode(), digest_size=8).digest(), "big")
-
-
-def _in_lists(values: Sequence[Any], size: int = 400) -> Iterator[tuple[str, list[Any]]]:
-    """``values`` in parts small enough for one SQL ``IN (...)``: (placeholders, part)."""
-    for i in range(0, len(values), size):
-        part = list(values[i : i + size])
-        yield ",".join("?" * len(part)), part
 
 
 def _row(r: sqlite3.Row) -> dict[str, Any]:
