@@ -147,6 +147,9 @@ def export_onnx(out: Path) -> None:
                         " pip install onnx onnxruntime, or set embed_backend = \"torch\"") from None
     out.mkdir(parents=True, exist_ok=True)
     src = model_path()
+    from transformers import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # its "Loading weights" bar showed even under `index update --quiet`
     model = AutoModel.from_pretrained(src, attn_implementation="eager").eval()
 
     class Pooled(torch.nn.Module):
