@@ -68,7 +68,7 @@ class ChunkDB(ArticleTables):
         self._batch_every = 5.0
         self.conn.execute("PRAGMA journal_mode=WAL")
         # SQLite's default 2 MB page cache is too small for the band index's random keys at 100k chunks
-        # (1M band rows): storing a 100k build's articles took 13.9 CPU-s with it, 8.7 with 32 MB.
+        # (1M band rows): storing a 100k build's articles took 13.9 CPU-s with it, 8.7-9.5 with 32 MB.
         self.conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         self.conn.executescript(_SCHEMA + ARTICLE_SCHEMA)  # meta first: the article tables' triggers write it
         columns = {r[1] for r in self.conn.execute("PRAGMA table_info(chunks)")}

@@ -142,13 +142,12 @@ def export_onnx(out: Path) -> None:
         import torch
         from onnxruntime.quantization import QuantType, quantize_dynamic
         from transformers import AutoModel
+        from transformers import logging as hf_logging
     except ImportError as exc:
         raise UserError(f"the ONNX export needs the 'onnx' extra ({exc.name} is missing):"
                         " pip install onnx onnxruntime, or set embed_backend = \"torch\"") from None
     out.mkdir(parents=True, exist_ok=True)
     src = model_path()
-    from transformers import logging as hf_logging
-
     hf_logging.disable_progress_bar()  # its "Loading weights" bar showed even under `index update --quiet`
     model = AutoModel.from_pretrained(src, attn_implementation="eager").eval()
 
