@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS bulletins (
     doc_id TEXT PRIMARY KEY, path TEXT NOT NULL, title TEXT NOT NULL, publisher TEXT, date TEXT,
     url TEXT, language TEXT, sha256 TEXT NOT NULL, articles TEXT NOT NULL, text TEXT NOT NULL,
     indexed_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS bulletins_indexed ON bulletins(indexed_at);  -- the newest, without reading every text
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS keyword_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL);
 CREATE TRIGGER IF NOT EXISTS chunks_logged_insert AFTER INSERT ON chunks
@@ -204,6 +205,21 @@ class ChunkDB(ArticleTables):
             " FROM bulletins b ORDER BY b.doc_id")
         return [{**dict(r), "articles": json.loads(r["articles"])} for r in rows]
 
+    def newest_bulletins(self, n: int) -> list[dict[str, Any]]:
+        """``bulletins()`` of the ``n`` most recently indexed (the index on ``indexed_at``: no scan)."""
+        rows = self.conn.execute(
+            "SELECT b.doc_id, b.path, b.title, b.publisher, b.date, b.url, b.language, b.sha256, b.articles,"
+            " b.indexed_at, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id = b.doc_id) AS chunks"
+            " FROM bulletins b ORDER BY b.indexed_at DESC, b.doc_id LIMIT ?", (n,))
+        return [{**dict(r), "articles": json.loads(r["articles"])} for r in rows]
+
+    def counts(self) -> tuple[int, int, int]:
+        """Bulletins, articles and chunks held."""
+        row = self.conn.execute("SELECT (SELECT COUNT(*) FROM bulletins),"
+                                " (SELECT COALESCE(SUM(json_array_length(articles)), 0) FROM bulletins),"
+                                " (SELECT COUNT(*) FROM chunks)").fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
+
     def bulletin(self, doc_id: str) -> dict[str, Any] | None:
         r = self.conn.execute("SELECT * FROM bulletins WHERE doc_id=?", (doc_id,)).fetchone()
         return {**dict(r), "articles": json.loads(r["articles"])} if r else None
@@ -245,8 +261,12 @@ class ChunkDB(ArticleTables):
             self.conn.execute("INSERT INTO updates (at, kind, summary) VALUES (?,?,?)",
                               (time.time(), kind, json.dumps(summary)))
 
-    def updates(self, limit: int = 20) -> list[dict[str, Any]]:
-        rows = self.conn.execute("SELECT * FROM updates ORDER BY id DESC LIMIT ?", (limit,))
+    def updates(self, limit: int = 20, since: float | None = None) -> list[dict[str, Any]]:
+        """The last ``limit`` update logs, newest first; with ``since``, only those logged at or after it
+        (a build's log lists every article it added: 0.13 s to parse at 100k chunks, and ``index add``
+        looks for the watcher's report of its files every 50 ms)."""
+        rows = self.conn.execute("SELECT * FROM updates WHERE at >= ? ORDER BY id DESC LIMIT ?",
+                                 (-1.0 if since is None else since, limit))
         return [{"id": r["id"], "at": r["at"], "kind": r["kind"], **json.loads(r["summary"])} for r in rows]
 
     def _tx(self) -> sqlite3.Connection:

@@ -23,7 +23,7 @@ def whats_new(index: Index, since: str | None = None) -> list[dict[str, Any]]:
             cutoff = datetime.fromisoformat(since).timestamp()
         except ValueError:
             raise UserError(f"--since {since!r} is not a date; use YYYY-MM-DD") from None
-        logs = [u for u in index.db.updates(10_000) if u["at"] >= cutoff]
+        logs = index.db.updates(10_000, cutoff)
     else:
         logs = [u for u in index.db.updates(10_000) if u.get("new_articles")][:1]
     present = {b["doc_id"] for b in index.db.bulletins()}

@@ -79,9 +79,9 @@ def account(index: Index, report: UpdateReport, doc_ids: Sequence[str], since: f
         return {*done, *(h for d in done for h in holders(d)), *failed}
 
     missing = set(doc_ids) - handled(report)
-    for entry in reversed(index.db.updates(50) if missing else []):  # oldest first
+    for entry in reversed(index.db.updates(50, since) if missing else []):  # oldest first
         other = UpdateReport.from_log(entry)
-        if entry["at"] >= since and handled(other) & missing:
+        if handled(other) & missing:
             report.absorb(other)
             missing -= handled(other)
     return missing

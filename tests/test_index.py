@@ -283,3 +283,19 @@ def test_chroma_holds_vectors_and_metadata_not_the_text(seed_index: Index) -> No
     assert got["documents"] == [None] * 5
     texts = seed_index.db.get_chunks(got["ids"])
     assert all(texts[cid]["text"] for cid in got["ids"])
+
+
+def test_update_logs_since_a_time_leave_older_logs_unread(tmp_path: Path) -> None:
+    """``index add`` polls the logs for its files' report; older logs (a build's lists every article) stay unread."""
+    import time
+
+    from index.chunkdb import ChunkDB
+
+    db = ChunkDB(tmp_path / "index.sqlite")
+    db.log_update("update", {"new_articles": [{"title": f"a{i}"} for i in range(3)]})
+    time.sleep(0.01)
+    since = time.time()
+    db.log_update("add", {"added_docs": ["new"]})
+    assert [u["kind"] for u in db.updates(50)] == ["add", "update"]
+    assert [u["kind"] for u in db.updates(50, since)] == ["add"]
+    assert db.updates(50, time.time() + 1) == []
