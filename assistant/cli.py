@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = isub.add_parser("status", help="what the index holds")
     _common(p)
     p.add_argument("--verify", action="store_true", help="check record manager, Chroma and BM25 agree")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="everything, every bulletin and duplicate group, as JSON")
+    p.add_argument("--all", action="store_true",
+                   help="list every bulletin and duplicate group (without it: the last indexed and the largest)")
     p.set_defaults(handler=cmd_index_status)
 
     p = sub.add_parser("ask", help="answer one question")
@@ -273,7 +275,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
 
 def cmd_index_status(args: argparse.Namespace) -> int:
     index = _index(args)
-    st = index.status()
+    st = index.status() if args.json or args.all else index.summary()
     problems: list[str] = []
     refused: list[str] = []
     if args.verify:  # the stores against each other, then the index against the corpus it was built from
@@ -283,13 +285,21 @@ def cmd_index_status(args: argparse.Namespace) -> int:
         print(json.dumps({**st, "problems": problems, "refused": refused}, indent=2, default=str))
     else:
         print(f"data directory: {st['home']}   store: {st['store']}   fingerprint: {st['fingerprint']}")
+        more = st.get("more", {})
         print(f"{st['bulletins']} bulletins, {st['articles']} articles, {st['chunks']} chunks,"
-              f" {len(st['duplicates'])} duplicate group(s)")
+              f" {st.get('duplicate_groups', len(st['duplicates']))} duplicate group(s)")
+        if more.get("documents"):
+            print(f"  the {len(st['documents'])} indexed last ('--all' lists all {st['bulletins']}):")
         for d in st["documents"]:
             print(f"  {d['doc_id']}: {len(d['articles'])} article(s), {d['chunks']} chunks"
                   f" - {d['publisher'] or '?'} {d['date'] or ''}")
-        for grp in st["duplicates"]:
-            print("  same story: " + "  =  ".join(f"{d['doc_id']} \"{d['title'][:60]}\"" for d in grp))
+        if more.get("duplicates"):
+            print(f"  the {len(st['duplicates'])} largest duplicate groups ('--all' lists all"
+                  f" {st['duplicate_groups']}):")
+        sizes = st.get("group_sizes") or [len(g) for g in st["duplicates"]]
+        for grp, size in zip(st["duplicates"], sizes, strict=True):
+            print("  same story: " + "  =  ".join(f"{d['doc_id']} \"{d['title'][:60]}\"" for d in grp)
+                  + (f"  (and {size - len(grp)} more)" if size > len(grp) else ""))
         last = st["last_update"]
         if last:
             from datetime import datetime

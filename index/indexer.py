@@ -130,6 +130,7 @@ class Index:
     duplicate_groups = _read.duplicate_groups
     fingerprint = _status.fingerprint
     status = _status.status
+    summary = _status.summary
     indexed_corpus = _status.indexed_corpus
     verify = _status.verify
     verify_corpus = _status.verify_corpus

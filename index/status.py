@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from index.catalog import by_file, entries_of, read_catalog, scan
 from index.fingerprint import file_fingerprint, is_current
-from index.read import duplicate_groups
+from index.read import duplicate_groups, kept_groups
 
 if TYPE_CHECKING:
     from index.indexer import Index
 
 REPAIR = "run 'stdnews index update'"
+LISTED = 20  # bulletins and duplicate groups `index status` lists without --all
+MEMBERS = 6  # articles shown of each of those groups (a syndicated story can have hundreds)
 
 
 @dataclass
@@ -49,6 +51,35 @@ def status(index: Index) -> dict[str, Any]:
         "last_update": last[0] if last else None,
         "duplicates": duplicate_groups(index, bulletins),
         "documents": bulletins,
+    }
+
+
+def summary(index: Index, listed: int = LISTED) -> dict[str, Any]:
+    """``status`` for people, at any size: the counts, the ``listed`` most recently indexed bulletins
+    and the first ``MEMBERS`` articles of the ``listed`` largest duplicate groups (``"more"``: how many
+    bulletins and groups were left out; ``"group_sizes"``: how many articles each listed group has).
+    ``status`` reads every bulletin's article list (the Library and ``--json`` want them all: 0.19 s at
+    100k chunks, and 6,355 lines that nobody reads)."""
+    db = index.db
+    n_bulletins, n_articles, n_chunks = db.counts()
+    groups = kept_groups(index)
+    shown = [g[:MEMBERS] for g in groups[:listed]]  # the leads with the most partners first
+    info = db.article_info({m for g in shown for m in g})
+    last = db.updates(1)
+    return {
+        "home": str(index.settings.home),
+        "store": index.settings.chroma_url or str(index.settings.chroma_path),
+        "bulletins": n_bulletins,
+        "articles": n_articles,
+        "chunks": n_chunks,
+        "fingerprint": fingerprint(index),
+        "last_update": last[0] if last else None,
+        "duplicate_groups": len(groups),
+        "duplicates": [[{"doc_id": d, "article": a, "title": "?", "date": None, "publisher": None,
+                         **info.get((d, a), {})} for d, a in g] for g in shown],
+        "group_sizes": [len(g) for g in groups[:listed]],  # members of each listed group, shown or not
+        "documents": db.newest_bulletins(listed),
+        "more": {"documents": max(0, n_bulletins - listed), "duplicates": max(0, len(groups) - listed)},
     }
 
 

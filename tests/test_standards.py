@@ -79,6 +79,30 @@ def test_reworded_copy_is_one_duplicate_group(standards_index: Index) -> None:
     }
 
 
+def test_status_summary_counts_what_status_lists(standards_index: Index) -> None:
+    """``index status`` without --all: the counts of the full status, the newest bulletins, the groups cut short."""
+    from index import status
+
+    full = standards_index.status()
+    short = standards_index.summary(listed=2)
+    for key in ("bulletins", "articles", "chunks", "fingerprint", "last_update"):
+        assert short[key] == full[key], key
+    assert short["bulletins"] == len(full["documents"]) > 2 and short["more"]["documents"] == short["bulletins"] - 2
+    newest = sorted(full["documents"], key=lambda b: (-b["indexed_at"], b["doc_id"]))[:2]
+    assert short["documents"] == newest
+    assert short["duplicate_groups"] == len(full["duplicates"]) == 1 and short["more"]["duplicates"] == 0
+    assert short["group_sizes"] == [2]
+    assert [sorted((d["doc_id"], d["title"]) for d in g) for g in short["duplicates"]] == [
+        sorted((d["doc_id"], d["title"]) for d in g) for g in full["duplicates"]]
+    one = status.MEMBERS
+    try:
+        status.MEMBERS = 1
+        cut = standards_index.summary()
+    finally:
+        status.MEMBERS = one
+    assert len(cut["duplicates"][0]) == 1 and cut["group_sizes"] == [2]
+
+
 def test_duplicate_story_shown_once_with_where_else(standards_index: Index) -> None:
     from assistant.pipeline import Assistant
 
