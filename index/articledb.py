@@ -124,14 +124,17 @@ class ArticleTables:
     def dup_neighbours(self, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], set[tuple[str, int]]]:
         """For each of these articles that has near-duplicates: the articles confirmed as the same
         story (direct pairs, not the whole connected group, which chains unrelated stories)."""
-        wanted = set(keys)
+        wanted = sorted(set(keys))
         out: dict[tuple[str, int], set[tuple[str, int]]] = {}
-        for marks, docs in in_lists(sorted({d for d, _ in wanted})):
-            q = (f"SELECT doc_a, art_a, doc_b, art_b FROM dup_pairs WHERE doc_a IN ({marks})"
-                 f" UNION SELECT doc_b, art_b, doc_a, art_a FROM dup_pairs WHERE doc_b IN ({marks})")
-            for d1, a1, d2, a2 in self.conn.execute(q, docs * 2):
-                if (d1, a1) in wanted:
-                    out.setdefault((d1, a1), set()).add((d2, a2))
+        for i in range(0, len(wanted), 400):
+            part = wanted[i : i + 400]
+            # by article, not by bulletin: a bulletin's other articles' pairs are not read (at 100k chunks
+            # the retriever's lookup read every pair of its passages' bulletins: 2.5 of its ~15 ms)
+            w = f"WITH w(d, a) AS (VALUES {','.join(['(?,?)'] * len(part))})"
+            q = (f"{w} SELECT d, a, doc_b, art_b FROM w CROSS JOIN dup_pairs ON doc_a = w.d AND art_a = w.a"
+                 " UNION ALL SELECT d, a, doc_a, art_a FROM w CROSS JOIN dup_pairs ON doc_b = w.d AND art_b = w.a")
+            for d1, a1, d2, a2 in self.conn.execute(q, [v for k in part for v in k]):
+                out.setdefault((d1, a1), set()).add((d2, a2))
         return out
 
     def article_info(self, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], dict[str, str]]:
