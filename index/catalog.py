@@ -104,6 +104,35 @@ def scan(corpus: Path) -> tuple[dict[str, Path], list[tuple[Path, str]]]:
     return found, skipped
 
 
+def scan_files(corpus: Path, paths: Iterable[Path]) -> dict[str, Path] | None:
+    """``scan`` of only these files of ``corpus`` (those an ``index add`` handed to a watcher), or None
+    where only the whole scan can tell: a file gone, outside the corpus, hidden, of an unsupported
+    type, a link out of it, or one sharing its doc_id with another file (``x.txt`` beside ``x.md``)."""
+    root = corpus.resolve()
+    found: dict[str, Path] = {}
+    for path in paths:
+        try:
+            rel = path.relative_to(corpus)
+        except ValueError:
+            return None
+        suffix = path.suffix
+        if (any(p.startswith(".") for p in rel.parts) or path.name == CATALOG or suffix.lower() not in SUPPORTED
+                or not path.is_file() or (path.is_symlink() and not path.resolve().is_relative_to(root))):
+            return None
+        stem = path.name[: len(path.name) - len(suffix)]
+        with os.scandir(path.parent) as entries:  # one folder listed, not the whole corpus walked
+            if any(e.name != path.name and e.name.startswith(stem) and os.path.splitext(e.name)[0] == stem
+                   and os.path.splitext(e.name)[1].lower() in SUPPORTED for e in entries):
+                return None
+        found[doc_id_for(corpus, path)] = path
+    return found
+
+
+def of_files(doc_ids: Iterable[str], files: Container[str]) -> list[str]:
+    """Those of ``doc_ids`` that one of ``files`` holds (``by_file`` of a few files among many bulletins)."""
+    return [d for d in doc_ids if d in files or (PART in d and any(h in files for h in holders(d)))]
+
+
 _READ: dict[Path, tuple[tuple[int, ...], dict[str, dict[str, str]]]] = {}  # catalog path -> (its stat, entries)
 
 

@@ -15,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from index import catalog as _catalog
 from index import dedupe
 from index.catalog import CATALOG, by_file, doc_id_for, entries_of, part_entry, read_catalog, scan
 from index.errors import LoadError, UpdateBusy
@@ -32,11 +33,14 @@ ADD_WAITS_S = 600.0  # how long adding files waits for an update another process
 
 
 def update(index: Index, corpus: Path | None = None, progress: bool = True, kind: str = "update",
-           wait: float = 0.0) -> UpdateReport:
+           wait: float = 0.0, only: Iterable[Path] | None = None) -> UpdateReport:
     """Bring the index in line with the corpus folder; unchanged files cost nothing. While another
-    process updates, wait up to ``wait`` seconds for it, then refuse (``UpdateBusy``)."""
+    process updates, wait up to ``wait`` seconds for it, then refuse (``UpdateBusy``). With ``only``,
+    just these corpus files, without scanning the rest (the files ``index add`` handed to a running
+    watcher: at 100k chunks the scan and the other files' fingerprints were half of its update);
+    where ``catalog.scan_files`` cannot tell them apart from the rest, the whole corpus as usual."""
     with UpdateLock(index.settings.home, wait):
-        return run(index, corpus or index.settings.corpus, progress, kind)
+        return run(index, corpus or index.settings.corpus, progress, kind, only)
 
 
 def rebuild(index: Index, corpus: Path | None = None, progress: bool = True) -> UpdateReport:
@@ -61,24 +65,29 @@ def repair(index: Index, progress: bool = False) -> UpdateReport | None:
     return update(index, index.indexed_corpus(), progress=progress, kind="repair", wait=ADD_WAITS_S)
 
 
-def run(index: Index, corpus: Path, progress: bool, kind: str) -> UpdateReport:
+def run(index: Index, corpus: Path, progress: bool, kind: str, only: Iterable[Path] | None = None) -> UpdateReport:
     """One update, the update lock held."""
     t0 = time.perf_counter()
     db, settings = index.db, index.settings
     report = UpdateReport(kind=kind)
-    files, skipped = scan(corpus)
+    named = None if only is None else _catalog.scan_files(corpus, only)
+    files, skipped = (named, []) if named is not None else scan(corpus)
     if db.meta("corpus") != str(corpus.resolve()):  # what `status --verify` compares against
         db.set_meta("corpus", str(corpus.resolve()))
     known = db.sha_by_doc()
     shared = clashes(index, corpus, files, skipped, report)
     report.failed.extend((str(p), why) for p, why in skipped if p not in shared)
     catalog = read_catalog(corpus, index.seen.memo)
-    report.files = len(files)
     dedupe.migrate(db)
 
     docs: list[Any] = []  # langchain_core Documents
     fresh: list[dict[str, Any]] = []
     writer: Writer | None = None  # made at the first changed file: a no-op update loads nothing
+    if named is not None:  # the other files' bulletins stay as they are: counted unchanged, never removed
+        others = {_catalog.holders(d)[-1] for d in known} - set(files)
+        report.files = report.unchanged = len(others)
+        known, catalog = ({d: m[d] for d in _catalog.of_files(m, files)} for m in (known, catalog))
+    report.files += len(files)
     held = by_file(known, {*files, *(doc_id_for(corpus, p) for p in shared)})  # bulletins by file
     described = by_file(catalog, files)  # catalog entries by file
     stale: list[str] = []  # bulletins a changed file no longer holds
@@ -127,7 +136,10 @@ def run(index: Index, corpus: Path, progress: bool, kind: str) -> UpdateReport:
     finally:
         if writer:
             writer.close()  # stops the embedding thread, also when the update failed
-        index.seen.save(corpus, [*files.values(), corpus / CATALOG])  # for the next process too
+        if named is None:  # for the next process too
+            index.seen.save(corpus, [*files.values(), corpus / CATALOG])
+        else:  # (without forgetting the files it did not look at)
+            index.seen.save()
     remove(index, removed, report)
     report.removed_docs = removed
     if settings.crash_at == "before-bm25":

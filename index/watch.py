@@ -28,6 +28,8 @@ from index.feeds import FeedBook, PollResult
 from index.indexer import ADD_WAITS_S, Index, UpdateReport
 
 QUICK_S = 0.2
+HANDOVER = "handover"  # folder of the data directory: a note per `index add` handed over, naming its files
+NOTE_S = 0.02  # how often the watcher looks for such a note
 WATCHING = "index: watching"  # how `stdnews chat` says its watcher is warm and watching (benches wait for it)
 HANDOFF_TIMEOUT_S = 600.0
 FEED_CHECK_S = 2.0  # how often the feed thread looks for feeds that are due (reading a small JSON file)
@@ -75,7 +77,17 @@ class Watcher:
         if self.on_feed is not None:
             threading.Thread(target=poll_feeds_forever, args=(FeedBook(self.index.settings), self.on_feed, self.stop),
                              name="stdnews-feeds", daemon=True).start()
+        notes_at = self.index.settings.home / HANDOVER
         while True:
+            if notes := sorted(notes_at.glob("*.json")):
+                try:  # the files `index add` handed over, alone (the corpus folder changed too: a full update follows)
+                    report = self.index.update(progress=False, only=[Path(f) for n in notes for f in _files_of(n)])
+                except UpdateBusy:
+                    time.sleep(QUICK_S)
+                    continue
+                for note in notes:
+                    note.unlink(missing_ok=True)
+                on_report(report)
             stamp = corpus_stamp(self.corpus)
             if stamp != seen or time.monotonic() >= due:
                 try:
@@ -85,7 +97,18 @@ class Watcher:
                     continue
                 seen, due = stamp, time.monotonic() + self.interval
                 on_report(report)
-            time.sleep(QUICK_S)
+            _wait_for_note(notes_at, QUICK_S)
+
+
+def _wait_for_note(folder: Path, timeout: float) -> None:
+    """Sleep ``timeout`` s, or less once a hand-over note is there: the folder is looked at every
+    ``NOTE_S`` (an empty folder, listed in microseconds; the corpus, walked every ``QUICK_S``,
+    holds thousands of files at 100k chunks)."""
+    end = time.monotonic() + timeout
+    while (left := end - time.monotonic()) > 0:
+        time.sleep(min(NOTE_S, left))
+        if folder.is_dir() and any(n.endswith(".json") for n in os.listdir(folder)):
+            return
 
 
 def report_printer(out: TextIO = sys.stdout, prefix: str = "") -> Callable[[UpdateReport], None]:
@@ -194,9 +217,48 @@ def hand_over(index: Index, files: Sequence[Path], timeout: float = HANDOFF_TIME
     refused files first. When the watcher stops before indexing them, this process updates instead."""
     since = time.time()
     placed, refused = index.place(files)
-    report = settle(index, placed, since, timeout)
+    note = _leave_note(index, files, placed)
+    try:
+        report = settle(index, placed, since, timeout)
+    finally:
+        if note:
+            note.unlink(missing_ok=True)  # (the watcher removes it once it has updated them)
     report.failed[:0] = refused
     return report
+
+
+def _leave_note(index: Index, files: Sequence[Path], placed: Sequence[str]) -> Path | None:
+    """Tell the watcher which corpus files these are (``index.update``'s ``only``), so that it updates
+    them without scanning the whole corpus; written atomically."""
+    from index.catalog import doc_id_for
+    from index.errors import LoadError
+    from index.place import safe_name
+
+    corpus, targets = index.settings.corpus, []
+    for f in files:
+        try:
+            target = corpus / safe_name(f.name)  # where ``place`` put it
+        except LoadError:  # refused
+            continue
+        if doc_id_for(corpus, target) in placed:
+            targets.append(target)
+    if not targets:
+        return None
+    folder = index.settings.home / HANDOVER
+    folder.mkdir(exist_ok=True)
+    note = folder / f"{os.getpid()}-{time.time_ns()}.json"
+    tmp = note.with_suffix(".part")
+    tmp.write_text(json.dumps({"files": [str(t) for t in targets]}))
+    os.replace(tmp, note)
+    return note
+
+
+def _files_of(note: Path) -> list[str]:
+    """The files a hand-over note names ([] when it is unreadable or already gone)."""
+    try:
+        return list(json.loads(note.read_text())["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
 
 
 def settle(index: Index, doc_ids: Sequence[str], since: float, timeout: float = HANDOFF_TIMEOUT_S,

@@ -57,6 +57,7 @@ def test_index_add_hands_the_file_to_the_running_watcher(watched) -> None:  # no
     assert f"handing over to the running watcher (pid {proc.pid})" in out.stderr
     assert out.stdout.startswith("6 files: 1 new, 0 changed, 0 removed, 5 unchanged")
     assert index.db.updates(1)[0]["kind"] == "update"  # the watcher's update, not one of its own
+    assert not list((index.settings.home / "handover").iterdir())  # the note naming the file: read and gone
     assert index.db.bulletin("smart-city-kpi-roundup") is not None
 
     again = subprocess.run([*cmd, "index", "add", str(DATA / "smart-city-kpi-roundup.md")],
@@ -142,3 +143,39 @@ def test_the_chat_server_is_the_watcher(tmp_path: Path) -> None:
     log = srv.log.read_text()
     assert "index: 7 files: 1 new" in log and "+ 2021-03-02  Smart city indicators" in log
     assert f"index: watching {corpus}: files added there are indexed at once" in log  # said once it is warm
+
+
+def test_an_update_of_named_files_leaves_the_others_for_the_next_full_one(make_settings, corpus_copy: Path,
+                                                                          embedder) -> None:  # noqa: ANN001
+    """What a watcher runs for the files ``index add`` handed over: those files alone, the others
+    counted as they were; where a name is shared or a file is gone, the whole corpus as usual."""
+    from index.catalog import scan_files
+
+    index = Index(make_settings(corpus_copy), embedder=embedder)
+    first = index.update(progress=False)
+    named = corpus_copy / "smart-city-kpi-roundup.md"
+    shutil.copy(DATA / "smart-city-kpi-roundup.md", named)
+    shutil.copy(DATA / "cesi-smart-city-ict-framework.txt", corpus_copy)  # dropped beside it, not named
+    (corpus_copy / "notes.xyz").write_text("not a bulletin")  # the whole scan would report it
+
+    report = index.update(progress=False, only=[named])
+    assert report.added_docs == ["smart-city-kpi-roundup"] and not report.failed
+    assert (report.files, report.unchanged) == (first.files + 1, first.files)
+    assert index.db.bulletin("cesi-smart-city-ict-framework") is None
+    assert index.update(progress=False, only=[named]).summary().startswith(
+        f"{first.files + 1} files: 0 new, 0 changed, 0 removed, {first.files + 1} unchanged")
+
+    full = index.update(progress=False)
+    assert full.added_docs == ["cesi-smart-city-ict-framework"] and [p for p, _ in full.failed] == [
+        str(corpus_copy / "notes.xyz")]
+    assert index.verify() == []
+
+    twin = corpus_copy / "smart-city-kpi-roundup.txt"
+    twin.write_text("Another file of the same name")
+    assert scan_files(corpus_copy, [twin]) is None  # x.txt beside x.md: only the whole scan says which
+    assert scan_files(corpus_copy, [corpus_copy / "gone.txt"]) is None
+    assert scan_files(corpus_copy, [named]) is None
+    twin.unlink()
+    assert scan_files(corpus_copy, [named]) == {"smart-city-kpi-roundup": named}
+    named.unlink()
+    assert index.update(progress=False, only=[named]).removed_docs == ["smart-city-kpi-roundup"]  # (the whole scan)
