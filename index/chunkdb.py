@@ -198,19 +198,14 @@ class ChunkDB(ArticleTables):
         with self._tx():
             self.conn.execute("DELETE FROM bulletins WHERE doc_id=?", (doc_id,))
 
-    def bulletins(self) -> list[dict[str, Any]]:
+    def bulletins(self, newest: int | None = None) -> list[dict[str, Any]]:
+        """Every bulletin (but its text) by doc_id, or the ``newest`` most recently indexed (the index on
+        ``indexed_at``: no scan)."""
+        order = "b.doc_id" if newest is None else "b.indexed_at DESC, b.doc_id LIMIT ?"
         rows = self.conn.execute(
             "SELECT b.doc_id, b.path, b.title, b.publisher, b.date, b.url, b.language, b.sha256, b.articles,"
             " b.indexed_at, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id = b.doc_id) AS chunks"
-            " FROM bulletins b ORDER BY b.doc_id")
-        return [{**dict(r), "articles": json.loads(r["articles"])} for r in rows]
-
-    def newest_bulletins(self, n: int) -> list[dict[str, Any]]:
-        """``bulletins()`` of the ``n`` most recently indexed (the index on ``indexed_at``: no scan)."""
-        rows = self.conn.execute(
-            "SELECT b.doc_id, b.path, b.title, b.publisher, b.date, b.url, b.language, b.sha256, b.articles,"
-            " b.indexed_at, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id = b.doc_id) AS chunks"
-            " FROM bulletins b ORDER BY b.indexed_at DESC, b.doc_id LIMIT ?", (n,))
+            f" FROM bulletins b ORDER BY {order}", () if newest is None else (newest,))
         return [{**dict(r), "articles": json.loads(r["articles"])} for r in rows]
 
     def counts(self) -> tuple[int, int, int]:

@@ -38,17 +38,22 @@ def fingerprint(index: Index) -> str:
     return f"{index.db.id_sum():016x}"[:12]
 
 
+def _where(index: Index) -> dict[str, Any]:
+    """What ``status`` and ``summary`` both say first: the data directory, the store, the fingerprint
+    and the last update."""
+    last = index.db.updates(1)
+    return {"home": str(index.settings.home),
+            "store": index.settings.chroma_url or str(index.settings.chroma_path),
+            "fingerprint": fingerprint(index), "last_update": last[0] if last else None}
+
+
 def status(index: Index) -> dict[str, Any]:
     bulletins = index.db.bulletins()
-    last = index.db.updates(1)
     return {
-        "home": str(index.settings.home),
-        "store": index.settings.chroma_url or str(index.settings.chroma_path),
+        **_where(index),
         "bulletins": len(bulletins),
         "articles": sum(len(b["articles"]) for b in bulletins),
         "chunks": sum(b["chunks"] for b in bulletins),
-        "fingerprint": fingerprint(index),
-        "last_update": last[0] if last else None,
         "duplicates": duplicate_groups(index, bulletins),
         "documents": bulletins,
     }
@@ -65,20 +70,16 @@ def summary(index: Index, listed: int = LISTED) -> dict[str, Any]:
     groups = kept_groups(index)
     shown = [g[:MEMBERS] for g in groups[:listed]]  # the leads with the most partners first
     info = db.article_info({m for g in shown for m in g})
-    last = db.updates(1)
     return {
-        "home": str(index.settings.home),
-        "store": index.settings.chroma_url or str(index.settings.chroma_path),
+        **_where(index),
         "bulletins": n_bulletins,
         "articles": n_articles,
         "chunks": n_chunks,
-        "fingerprint": fingerprint(index),
-        "last_update": last[0] if last else None,
         "duplicate_groups": len(groups),
         "duplicates": [[{"doc_id": d, "article": a, "title": "?", "date": None, "publisher": None,
                          **info.get((d, a), {})} for d, a in g] for g in shown],
         "group_sizes": [len(g) for g in groups[:listed]],  # members of each listed group, shown or not
-        "documents": db.newest_bulletins(listed),
+        "documents": db.bulletins(newest=listed),
         "more": {"documents": max(0, n_bulletins - listed), "duplicates": max(0, len(groups) - listed)},
     }
 

@@ -15,9 +15,19 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from index import catalog as _catalog
 from index import dedupe
-from index.catalog import CATALOG, by_file, doc_id_for, entries_of, part_entry, read_catalog, scan
+from index.catalog import (
+    CATALOG,
+    by_file,
+    doc_id_for,
+    entries_of,
+    holders,
+    of_files,
+    part_entry,
+    read_catalog,
+    scan,
+    scan_files,
+)
 from index.errors import LoadError, UpdateBusy
 from index.fingerprint import bulletin_sha, is_current
 from index.load import SUPPORTED, load_parts
@@ -70,7 +80,7 @@ def run(index: Index, corpus: Path, progress: bool, kind: str, only: Iterable[Pa
     t0 = time.perf_counter()
     db, settings = index.db, index.settings
     report = UpdateReport(kind=kind)
-    named = None if only is None else _catalog.scan_files(corpus, only)
+    named = None if only is None else scan_files(corpus, only)
     files, skipped = (named, []) if named is not None else scan(corpus)
     if db.meta("corpus") != str(corpus.resolve()):  # what `status --verify` compares against
         db.set_meta("corpus", str(corpus.resolve()))
@@ -83,10 +93,11 @@ def run(index: Index, corpus: Path, progress: bool, kind: str, only: Iterable[Pa
     docs: list[Any] = []  # langchain_core Documents
     fresh: list[dict[str, Any]] = []
     writer: Writer | None = None  # made at the first changed file: a no-op update loads nothing
-    if named is not None:  # the other files' bulletins stay as they are: counted unchanged, never removed
-        others = {_catalog.holders(d)[-1] for d in known} - set(files)
+    if named is not None:  # the other files' bulletins stay as they are: never removed, their files counted
+        # unchanged (one per bulletin name before any '#': a file named with a '#' may be counted twice)
+        others = {holders(d)[-1] for d in known} - set(files)
         report.files = report.unchanged = len(others)
-        known, catalog = ({d: m[d] for d in _catalog.of_files(m, files)} for m in (known, catalog))
+        known, catalog = ({d: m[d] for d in of_files(m, files)} for m in (known, catalog))
     report.files += len(files)
     held = by_file(known, {*files, *(doc_id_for(corpus, p) for p in shared)})  # bulletins by file
     described = by_file(catalog, files)  # catalog entries by file
