@@ -49,15 +49,16 @@ def add(index: Index, files: Sequence[Path], corpus: Path | None = None, progres
     since = time.time()
     placed, refused = place(index, files, corpus, names, replace, replace_hint, before_copy)
     report = update(index, corpus, progress, kind="add", wait=ADD_WAITS_S)
-    account(index, report, placed, since)
+    account(index, report, [p.doc_id for p in placed], since)
     report.failed[:0] = refused
     return report
 
 
 def place(index: Index, files: Sequence[Path], corpus: Path | None = None, names: Sequence[str] | None = None,
           replace: bool = False, replace_hint: str = ASK_TO_REPLACE,
-          before_copy: Callable[[list[Placement]], None] | None = None) -> tuple[list[str], list[tuple[str, str]]]:
-    """Copy files into the corpus folder, each atomically; returns their doc_ids and the refused
+          before_copy: Callable[[list[Placement]], None] | None = None
+          ) -> tuple[list[Placement], list[tuple[str, str]]]:
+    """Copy files into the corpus folder, each atomically; returns where each went and the refused
     files with why. A file is refused when its type is not allowed, it is too large or
     unreadable, the corpus already holds the same content, or a bulletin of the same name (any
     extension) is there and ``replace`` is not given; with it, the old file moves to
@@ -67,7 +68,6 @@ def place(index: Index, files: Sequence[Path], corpus: Path | None = None, names
     plan, refused = check(index, files, corpus, names, replace, replace_hint)
     if before_copy and plan:
         before_copy(plan)
-    placed: list[str] = []
     for item in plan:
         if item.source.resolve() != item.target.resolve():
             tmp = item.target.with_name(f".{item.target.name}.part")
@@ -79,8 +79,7 @@ def place(index: Index, files: Sequence[Path], corpus: Path | None = None, names
             for old in item.replaces:  # then the same name under other extensions leaves
                 if old.resolve() != item.target.resolve():
                     backup(index.settings.home, corpus, old)
-        placed.append(item.doc_id)
-    return placed, refused
+    return plan, refused
 
 
 def check(index: Index, files: Sequence[Path], corpus: Path | None = None, names: Sequence[str] | None = None,

@@ -217,9 +217,9 @@ def hand_over(index: Index, files: Sequence[Path], timeout: float = HANDOFF_TIME
     refused files first. When the watcher stops before indexing them, this process updates instead."""
     since = time.time()
     placed, refused = index.place(files)
-    note = _leave_note(index, files, placed)
+    note = _leave_note(index, [p.target for p in placed])
     try:
-        report = settle(index, placed, since, timeout)
+        report = settle(index, [p.doc_id for p in placed], since, timeout)
     finally:
         if note:
             note.unlink(missing_ok=True)  # (the watcher removes it once it has updated them)
@@ -227,21 +227,9 @@ def hand_over(index: Index, files: Sequence[Path], timeout: float = HANDOFF_TIME
     return report
 
 
-def _leave_note(index: Index, files: Sequence[Path], placed: Sequence[str]) -> Path | None:
+def _leave_note(index: Index, targets: Sequence[Path]) -> Path | None:
     """Tell the watcher which corpus files these are (``index.update``'s ``only``), so that it updates
     them without scanning the whole corpus; written atomically."""
-    from index.catalog import doc_id_for
-    from index.errors import LoadError
-    from index.place import safe_name
-
-    corpus, targets = index.settings.corpus, []
-    for f in files:
-        try:
-            target = corpus / safe_name(f.name)  # where ``place`` put it
-        except LoadError:  # refused
-            continue
-        if doc_id_for(corpus, target) in placed:
-            targets.append(target)
     if not targets:
         return None
     folder = index.settings.home / HANDOVER
