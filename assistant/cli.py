@@ -240,9 +240,9 @@ def cmd_index_watch(args: argparse.Namespace) -> int:
     with Watcher(index, args.interval, on_feed=feed_printer()) as watcher:
         try:
             index.warm(update=True)  # a new bulletin then waits only for its own work
-            print(f"watching {index.settings.corpus} (new files at once, changes every {args.interval:g} s)"
-                  " and polling the feeds that are due; Ctrl-C to stop", flush=True)
-            watcher.run(report_printer())
+            watcher.run(report_printer(), on_ready=lambda: print(  # once the folder is indexed
+                f"watching {index.settings.corpus} (new files at once, changes every {args.interval:g} s)"
+                " and polling the feeds that are due; Ctrl-C to stop", flush=True))
         except KeyboardInterrupt:
             print("stopped watching", flush=True)
     return 0

@@ -121,7 +121,6 @@ def via_watcher(home: Path, corpus: Path, work: Path, backend: str, times: int =
                                env={**os.environ, "STDNEWS_EMBED_BACKEND": backend}, cwd=ROOT)
     try:
         assert watcher.stdout and watcher.stdout.readline().startswith("watching"), "the watcher did not start"
-        time.sleep(2)  # its first (no-op) update
         adds = []
         for i in range(times):
             new = work / f"new-bulletin-w{i}.txt"

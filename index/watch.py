@@ -70,8 +70,10 @@ class Watcher:
         fcntl.flock(self._fh, fcntl.LOCK_UN)
         self._fh.close()
 
-    def run(self, on_report: Callable[[UpdateReport], None]) -> None:
-        """Update at once when the corpus folders change, else every ``interval`` s; until interrupted."""
+    def run(self, on_report: Callable[[UpdateReport], None], on_ready: Callable[[], None] | None = None) -> None:
+        """Update at once when the corpus folders change, else every ``interval`` s; until interrupted.
+        ``on_ready`` is called once the first full update is done: the index holds the folder, and a
+        file added from then on waits only for its own update."""
         seen: object = None
         due = 0.0
         if self.on_feed is not None:
@@ -97,6 +99,9 @@ class Watcher:
                     continue
                 seen, due = stamp, time.monotonic() + self.interval
                 on_report(report)
+                if on_ready is not None:
+                    on_ready()
+                    on_ready = None
             _wait_for_note(notes_at, QUICK_S)
 
 
@@ -171,9 +176,9 @@ def watch_in_background(index: Index, on_report: Callable[[UpdateReport], None],
         try:
             with Watcher(index, interval, on_feed) as watcher:  # first: `index add` hands over from now on,
                 index.warm(update=True)  # and waits for the warm-up (~4 s at 100k chunks), not a model of its own
-                print(f"{WATCHING} {index.settings.corpus}: files added there are indexed at once", file=sys.stderr,
-                      flush=True)
-                watcher.run(on_report)
+                watcher.run(on_report, on_ready=lambda: print(  # once caught up with the folder
+                    f"{WATCHING} {index.settings.corpus}: files added there are indexed at once", file=sys.stderr,
+                    flush=True))
         except UserError as exc:
             print(f"note: not watching the corpus folder: {exc}", file=sys.stderr, flush=True)
             index.warm(update=True)  # uploads in the Library tab still update here

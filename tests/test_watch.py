@@ -29,6 +29,24 @@ def _wait_for(what: str, ok: Callable[[], bool], timeout: float = 240) -> None:
         time.sleep(0.2)
 
 
+def _read_until(proc: subprocess.Popen, prefix: str, timeout: float) -> str:
+    """What ``proc`` printed up to and including its first line starting with ``prefix``."""
+    import os
+    import select
+
+    assert proc.stdout is not None
+    fd, got, deadline = proc.stdout.fileno(), b"", time.monotonic() + timeout
+    while not any(line.startswith(prefix.encode()) for line in got.splitlines()[: got.count(b"\n")]):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            pytest.fail(f"no line starting with {prefix!r} within {timeout:.0f} s; got {got[-500:]!r}")
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            pytest.fail(f"the process ended before a line starting with {prefix!r}; got {got[-500:]!r}")
+        got += chunk
+    return got.decode(errors="replace")
+
+
 @pytest.fixture()
 def watched(make_settings, corpus_copy: Path):  # noqa: ANN001, ANN201
     """A running ``stdnews index watch`` (full polls only every 60 s: what it does sooner, it does
@@ -39,8 +57,8 @@ def watched(make_settings, corpus_copy: Path):  # noqa: ANN001, ANN201
                             stderr=subprocess.STDOUT, text=True, env=ENV)
     try:
         seeds = len(list(corpus_copy.glob("*.txt")))
-        _wait_for("the watcher to index the seeds",
-                  lambda: running_watcher(index) is not None and len(index.db.bulletins()) == seeds)
+        said = _read_until(proc, "watching ", timeout=240)  # said once the folder is indexed, not before
+        assert len(index.db.bulletins()) == seeds and running_watcher(index) is not None, said
         yield index, proc, cmd
     finally:
         if proc.poll() is None:
@@ -142,7 +160,7 @@ def test_the_chat_server_is_the_watcher(tmp_path: Path) -> None:
         assert "1 new" in out.stdout and index.db.updates(1)[0]["kind"] == "update"
     log = srv.log.read_text()
     assert "index: 7 files: 1 new" in log and "+ 2021-03-02  Smart city indicators" in log
-    assert f"index: watching {corpus}: files added there are indexed at once" in log  # said once it is warm
+    assert f"index: watching {corpus}: files added there are indexed at once" in log  # once warm and caught up
 
 
 def test_an_update_of_named_files_leaves_the_others_for_the_next_full_one(make_settings, corpus_copy: Path,
