@@ -3,6 +3,7 @@ the chunk table's log, and after any add, removal or replacement the same rankin
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import sqlite3
@@ -84,10 +85,11 @@ def test_adds_removals_and_replacements_rank_as_a_rebuild(tmp_path: Path, seed: 
         allowed = set(rng.sample(sorted(db.chunk_ids()), 60))
         _same(ix, _rebuilt(db.path, tmp_path), queries, allowed)
         assert {c for c, _ in ix.search("t3 t4", 100, allowed)} <= allowed
-        for few_or_many in (allowed, set(db.chunk_ids()) - {"d1#0"} | {"gone#0"}):  # either side looked up
-            for q in queries:
+        few = set(rng.sample(sorted(db.chunk_ids()), 4))  # not among the best: the ids looked up
+        for restricted in (allowed, few, set(db.chunk_ids()) - {"d1#0"} | {"gone#0"}):  # or the chunks that scored
+            for q, n in itertools.product(queries, (1, 3, 15)):  # the best HEAD * n holding n allowed, or not
                 everything = ix.search(q, 10**6)
-                assert ix.search(q, 15, few_or_many) == [h for h in everything if h[0] in few_or_many][:15], q
+                assert ix.search(q, n, restricted) == [h for h in everything if h[0] in restricted][:n], q
 
 
 def test_a_second_process_sees_changes_and_survives_a_compaction(tmp_path: Path) -> None:
