@@ -111,6 +111,10 @@ class ArticleTables:
         """Every band row (key, doc_id, article), oldest first."""
         yield from self.conn.execute("SELECT key, doc_id, article FROM article_bands ORDER BY rowid")
 
+    def article_words(self) -> Iterator[tuple[str, int, str]]:
+        """Every article's (doc_id, article, words), read as it is used (no signatures, no list)."""
+        yield from self.conn.execute("SELECT doc_id, article, words FROM article_sigs")
+
     def signatures(self) -> list[sqlite3.Row]:
         return self.conn.execute("SELECT doc_id, article, sig, words FROM article_sigs").fetchall()
 

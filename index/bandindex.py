@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 import weakref
+from array import array
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Sequence
 from itertools import chain
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 Id = tuple[str, int]  # (doc_id, article)
 Same = Callable[[np.ndarray, int, np.ndarray], np.ndarray]  # (overlaps, own size, their sizes) -> same story
 MEMORY_AFTER, MEMORY_WINDOW_S = 16, 60.0  # this many links that quickly on one connection: a build
+MERGE_ROWS = 1 << 16  # band rows added to a MemoryBands before they are merged into its arrays (or half theirs)
 
 
 class SqlBands:
@@ -58,10 +60,15 @@ class SqlBands:
 
 
 class MemoryBands:
-    """The tables in memory: band key -> slots (oldest first), each slot's word ids (one flat
-    array, a vocabulary of ints), its bulletin, confirmed partners. ChunkDB applies its own
-    writes here (``put``, ``drop``, ``clear``); another connection's commit changes
-    ``data_version`` and makes the copy stale."""
+    """The tables in memory: each slot's word ids (one flat array, a vocabulary of ints), its
+    bulletin, confirmed partners, and the band table: key -> slots, oldest first. ChunkDB applies its
+    own writes here (``put``, ``drop``, ``clear``); another connection's commit changes
+    ``data_version`` and makes the copy stale.
+
+    The band table is sorted arrays (keys, where each key's slots begin, the slots) plus the rows
+    added since they were built, in a dict: at 100k chunks a dict of lists of all 1.06M rows held
+    ~130 MB of a chat server's memory, the arrays ~10 MB. A dropped slot leaves the arrays only at
+    the next merge: it is skipped by its size, 0."""
 
     def __init__(self, db: ChunkDB) -> None:
         self.db, self.version = db, db.data_version()
@@ -69,28 +76,54 @@ class MemoryBands:
         self.docs: dict[str, int] = {}  # doc_id -> its number in ``doc``
         self.slot: dict[Id, int] = {}
         self.ids: list[Id | None] = []  # by slot (None once dropped)
-        self.keys: list[list[int]] = []  # by slot: band keys
         self.start = np.zeros(1024, dtype=np.int64)  # by slot: where its word ids begin in ``flat``
         self.size = np.zeros(1024, dtype=np.int64)  # by slot: how many (0 once dropped)
         self.doc = np.zeros(1024, dtype=np.int64)  # by slot: its bulletin's number
         self.flat = np.zeros(1 << 16, dtype=np.int32)
         self.used = 0
         self.by_doc: dict[str, list[int]] = {}
-        self.bands: dict[int, list[int]] = {}
+        self.keys = np.zeros(0, dtype=np.int64)  # the band table's keys, sorted
+        self.ptr = np.zeros(1, dtype=np.int64)  # key i's slots: members[ptr[i]:ptr[i + 1]], oldest first
+        self.members = np.zeros(0, dtype=np.int32)
+        self.fresh: dict[int, list[int]] = {}  # key -> slots added since the arrays (newer than theirs)
+        self.fresh_keys: dict[int, list[int]] = {}  # such a slot -> its keys (to take it out when dropped)
+        self.fresh_rows = 0
         self.pairs: dict[Id, set[Id]] = {}
         self.mark = np.zeros(1024, dtype=np.uint8)  # 1 at an article's own word ids while it is checked
         self.seen = np.zeros(1024, dtype=bool)  # by slot: scratch for ``_distinct``
         self._last: tuple[Collection[str] | None, np.ndarray] = (None, self.mark[:0])
-        for r in db.signatures():
-            self._add(r["doc_id"], r["article"], r["words"], [])
-        for key, d, a in db.all_bands():
-            if (d, a) in self.slot:
-                self.keys[self.slot[(d, a)]].append(key)
-                self.bands.setdefault(key, []).append(self.slot[(d, a)])
+        for doc_id, article, words in db.article_words():
+            self._add(doc_id, article, words, ())
+        self.flat = self.flat[: self.used + self.used // 8 + 1024].copy()  # room for some more, not as much again
+        slot, keys, slots = self.slot, array("q"), array("q")
+        for key, d, a in db.all_bands():  # oldest first
+            if (s := slot.get((d, a))) is not None:
+                keys.append(key)
+                slots.append(s)
+        self._table(np.frombuffer(keys, dtype=np.int64), np.frombuffer(slots, dtype=np.int64))
         self._pair(db.dup_pairs())
 
     def clear(self) -> None:
         self.__init__(self.db)  # type: ignore[misc]  # the tables are empty now: nothing to read
+
+    def _table(self, keys: np.ndarray, slots: np.ndarray) -> None:
+        """The band arrays of these rows (oldest first), without dropped slots' rows."""
+        live = self.size[slots] > 0
+        keys, slots = keys[live], slots[live]
+        order = np.argsort(keys, kind="stable")  # by key, each key's rows still oldest first
+        self.keys, first = np.unique(keys[order], return_index=True)
+        self.ptr = np.append(first, len(order)).astype(np.int64)
+        self.members = slots[order].astype(np.int32)
+
+    def _merge(self) -> None:
+        """The rows added since into the arrays (a build adds them all: merged each time they grow by
+        half, so each row is sorted a few times)."""
+        old = np.repeat(self.keys, np.diff(self.ptr))
+        new_keys = np.fromiter(chain.from_iterable([k] * len(v) for k, v in self.fresh.items()), dtype=np.int64,
+                               count=self.fresh_rows)
+        new_slots = np.fromiter(chain.from_iterable(self.fresh.values()), dtype=np.int64, count=self.fresh_rows)
+        self._table(np.concatenate([old, new_keys]), np.concatenate([self.members.astype(np.int64), new_slots]))
+        self.fresh, self.fresh_keys, self.fresh_rows = {}, {}, 0
 
     def _word_ids(self, words: Collection[str]) -> np.ndarray:
         if words is self._last[0]:  # the article being linked: checked once per round, then stored
@@ -108,23 +141,32 @@ class MemoryBands:
         if slot == len(self.size):
             self.start, self.size, self.doc = (np.concatenate([a, np.zeros_like(a)])
                                                for a in (self.start, self.size, self.doc))
-        while self.used + len(ws) > len(self.flat):
-            self.flat = np.concatenate([self.flat, np.zeros_like(self.flat)])
+        if self.used + len(ws) > len(self.flat):
+            self.flat = np.concatenate([self.flat, np.zeros(max(len(ws), len(self.flat)), dtype=np.int32)])
         self.flat[self.used : self.used + len(ws)] = ws
         self.start[slot], self.size[slot] = self.used, len(ws)
         self.doc[slot] = self.docs.setdefault(doc_id, len(self.docs))
         self.used += len(ws)
         self.slot[(doc_id, article)] = slot
         self.ids.append((doc_id, article))
-        self.keys.append(list(keys))
         self.by_doc.setdefault(doc_id, []).append(slot)
-        for k in keys:
-            self.bands.setdefault(k, []).append(slot)
+        if keys:
+            self.fresh_keys[slot] = list(keys)
+            self.fresh_rows += len(keys)
+            for k in keys:
+                self.fresh.setdefault(k, []).append(slot)
 
     def _pair(self, pairs: Iterable[tuple[str, int, str, int]]) -> None:
+        slot, ids = self.slot, self.ids
+
+        def one(m: Id) -> Id:  # the slot's own tuple where there is one: not one more per pair
+            s = slot.get(m)
+            return m if s is None else ids[s] or m
+
         for d1, a1, d2, a2 in pairs:
-            self.pairs.setdefault((d1, a1), set()).add((d2, a2))
-            self.pairs.setdefault((d2, a2), set()).add((d1, a1))
+            m1, m2 = one((d1, a1)), one((d2, a2))
+            self.pairs.setdefault(m1, set()).add(m2)
+            self.pairs.setdefault(m2, set()).add(m1)
 
     def put(self, doc_id: str, rows: Sequence[tuple[int, bytes, str, Sequence[int]]],
             pairs: Sequence[tuple[str, int, str, int]]) -> None:
@@ -133,26 +175,50 @@ class MemoryBands:
         for article, _, text, keys in rows:
             self._add(doc_id, article, text, keys)
         self._pair(pairs)
+        if self.fresh_rows > max(MERGE_ROWS, len(self.members) // 2):
+            self._merge()
 
     def drop(self, doc_id: str) -> None:
         for slot in self.by_doc.pop(doc_id, []):
-            for k in self.keys[slot]:
-                self.bands[k].remove(slot)
-                if not self.bands[k]:
-                    del self.bands[k]
+            for k in self.fresh_keys.pop(slot, ()):
+                self.fresh[k].remove(slot)
+                self.fresh_rows -= 1
+                if not self.fresh[k]:
+                    del self.fresh[k]
             m = self.ids[slot]
             assert m is not None
-            self.ids[slot], self.keys[slot], self.size[slot] = None, [], 0
+            self.ids[slot], self.size[slot] = None, 0  # its rows in the arrays are skipped from now on
             del self.slot[m]
             for other in self.pairs.pop(m, set()):
                 self.pairs.get(other, set()).discard(m)
+
+    def _newest(self, keys: Sequence[int], cap: int) -> np.ndarray:
+        """The slots among the ``cap`` newest live ones of each of these bands (unordered, repeats)."""
+        parts = [np.asarray(f[-cap:], dtype=np.int64) for k in keys if (f := self.fresh.get(k))]
+        if len(self.keys) and keys:
+            want = np.fromiter(keys, dtype=np.int64, count=len(keys))
+            at = np.minimum(np.searchsorted(self.keys, want), len(self.keys) - 1)
+            hit = self.keys[at] == want
+            if hit.any():
+                lo, hi = self.ptr[at[hit]], self.ptr[at[hit] + 1]
+                room = np.fromiter((cap - len(self.fresh.get(k, ())) for k in want[hit].tolist()), dtype=np.int64,
+                                   count=len(lo))  # the rows added since are newer: they come first
+                sizes = hi - lo
+                begin = np.cumsum(sizes) - sizes
+                band = np.repeat(np.arange(len(lo)), sizes)
+                slots = self.members[np.repeat(lo - begin, sizes) + np.arange(int(sizes.sum()))].astype(np.int64)
+                live = self.size[slots] > 0
+                slots, band = slots[live], band[live]
+                counts = np.bincount(band, minlength=len(lo))
+                after = (np.cumsum(counts) - 1)[band] - np.arange(len(slots))  # live rows of its band after it
+                parts.append(slots[after < room[band]])
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
     def first(self, doc_id: str, arts: Sequence[Article], cap: int, same: Same) -> list[list[Id]]:
         own = self.docs.get(doc_id, -1)
         out = []
         for art in arts:
-            bands = [self.bands[k][-cap:] for k in art.bands if k in self.bands]
-            slots = self._distinct(np.fromiter(chain.from_iterable(bands), dtype=np.int64))
+            slots = self._distinct(self._newest(art.bands, cap))
             out.append(self._check(art.words, slots[(self.doc[slots] != own) & (self.size[slots] > 0)], same))
         return out
 

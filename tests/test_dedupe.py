@@ -46,16 +46,18 @@ def _brute_force(bulletins: dict[str, list[dedupe.Article]]) -> set[frozenset[tu
             if a.doc_id != b.doc_id and dedupe.same_story(a.words, b.words)}
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(params=["sqlite", "memory", "memory, merged"])
 def db(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ChunkDB:
-    """A chunk table whose band lookups stay in SQLite (a lone update) or are held in memory (a build)."""
+    """A chunk table whose band lookups stay in SQLite (a lone update) or are held in memory (a build),
+    there also with the band rows added merged into its sorted arrays each time they grow by half."""
     db = ChunkDB(tmp_path / "index.sqlite")
-    if request.param == "memory":
+    if request.param.startswith("memory"):
+        monkeypatch.setattr(bandindex, "MERGE_ROWS", 8 if "merged" in request.param else bandindex.MERGE_ROWS)
         bandindex.hold(db)
     else:
         monkeypatch.setattr(bandindex, "MEMORY_AFTER", 10**9)
     yield db
-    assert (db.lsh is not None) == (request.param == "memory")  # the copy was kept in step, never dropped
+    assert (db.lsh is not None) == request.param.startswith("memory")  # the copy was kept in step, never dropped
     db.close()
 
 
@@ -170,6 +172,36 @@ def test_a_story_syndicated_past_the_band_cap_comes_out_whole(db: ChunkDB) -> No
     assert len(expected) == 150 * 149 // 2
     assert _pairs(db) == expected
     assert _groups(db) == {frozenset((d, 1) for d in bulletins if int(d[1:]) % 4)}
+
+
+def test_memory_and_sqlite_compare_an_article_with_the_same_candidates(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Per band, the ``cap`` newest articles still stored: SQLite's, those of a copy kept in step
+    through adds, replacements and removals (merged into its arrays as it goes) and those of a copy
+    read afresh are the same, for caps below and above how crowded the bands are."""
+    monkeypatch.setattr(bandindex, "MERGE_ROWS", 8)
+    rng = random.Random(31)
+    story = _story(rng)
+    db = ChunkDB(tmp_path / "index.sqlite")
+    kept = bandindex.hold(db)
+    for b in range(60):
+        dedupe.link(db, f"b{b:02d}", [_art(f"b{b:02d}", 0, _retold(rng, story)), _art(f"b{b:02d}", 1, _story(rng))])
+        if b % 7 == 3:
+            db.delete_articles(f"b{rng.randrange(b):02d}")
+        if b % 5 == 2:
+            old = f"b{rng.randrange(b):02d}"
+            dedupe.link(db, old, [_art(old, 0, _retold(rng, story, 0.95))])
+    assert db.lsh is kept and len(kept.keys) and kept.fresh  # arrays and rows added since, both in use
+    probe = [_art("probe", 0, _retold(rng, story))]
+
+    def everyone(inter: np.ndarray, size: int, sizes: np.ndarray) -> np.ndarray:
+        return np.ones(len(sizes), dtype=bool)
+
+    for cap in (1, 2, 5, 20, 100):
+        want = sorted(bandindex.SqlBands(db).first("probe", probe, cap, everyone)[0])
+        assert len(want) > 1
+        assert sorted(kept.first("probe", probe, cap, everyone)[0]) == want, cap
+        assert sorted(bandindex.MemoryBands(db).first("probe", probe, cap, everyone)[0]) == want, cap
 
 
 def test_another_connections_links_are_seen_by_a_build_holding_bands_in_memory(tmp_path: Path) -> None:
