@@ -265,7 +265,7 @@ class KeywordIndex:
         kept = self._norms.get(id(seg))
         if kept is None or kept[0] is not seg or kept[1] != avgdl:
             kept = (seg, avgdl, K1 * (1 - B + B * seg.lengths / avgdl))
-            self._norms = {**{k: v for k, v in self._norms.items() if v[0] in (self.main, self.delta)},
+            self._norms = {**{k: v for k, v in self._norms.items() if v[0] is self.main or v[0] is self.delta},
                            id(seg): kept}  # replaced whole: searches in other threads read it as it was
         return kept[2]
 

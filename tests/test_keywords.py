@@ -106,6 +106,7 @@ def test_a_second_process_sees_changes_and_survives_a_compaction(tmp_path: Path)
     db.delete_chunks(["d5#0"])
     writer.compact()  # a new main segment; the log it covers is pruned
     assert db.conn.execute("SELECT COUNT(*) FROM keyword_log").fetchone()[0] == 0
+    _same(writer, _rebuilt(db.path, tmp_path), queries)  # its new segments, none of what it kept for the old
     db.put_chunks([_row("later#0", "yak t2")])
     _same(reader, _rebuilt(db.path, tmp_path), queries + ["zebra", "yak"])  # the reader's old segment was left
     assert "d5#0" not in reader.ids and {"new#0", "later#0"} <= set(reader.ids)
