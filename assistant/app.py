@@ -419,7 +419,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, watch: 
               "upload and remove bulletins; pass --auth USER:PASS or set STDNEWS_AUTH", file=sys.stderr)
     assistant = Assistant(settings)
     repair(assistant.index)
-    st = assistant.index.status()
+    st = assistant.index.headline()
     if not st["bulletins"]:
         print("note: no bulletins are indexed yet; run 'stdnews index update' or add them in the Library tab",
               file=sys.stderr)

@@ -161,7 +161,7 @@ def layout(app: ChatApp, examples: list[str]) -> gr.Blocks:
         comment_send.click(app.comment, [feedback_id, comment], [feedback_box, comment], api_visibility="private")
 
         def reset() -> tuple[Any, ...]:
-            return [], [], ui.sources_placeholder(app.index.status()["bulletins"]), None, gr.update(visible=False)
+            return [], [], ui.sources_placeholder(app.index.headline()["bulletins"]), None, gr.update(visible=False)
 
         new_chat.click(reset, None, [chatbot, turns, sources, feedback_id, feedback_box], api_visibility="private")
         chatbot.clear(reset, None, [chatbot, turns, sources, feedback_id, feedback_box], api_visibility="private")

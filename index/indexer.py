@@ -133,6 +133,7 @@ class Index:
     fingerprint = _status.fingerprint
     status = _status.status
     summary = _status.summary
+    headline = _status.headline
     indexed_corpus = _status.indexed_corpus
     verify = _status.verify
     verify_corpus = _status.verify_corpus

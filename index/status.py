@@ -59,6 +59,13 @@ def status(index: Index) -> dict[str, Any]:
     }
 
 
+def headline(index: Index) -> dict[str, Any]:
+    """``status`` without its lists: where the index is, its counts and last update (a server's
+    status line at start; from SQL counts, not every bulletin's article list)."""
+    n_bulletins, n_articles, n_chunks = index.db.counts()
+    return {**_where(index), "bulletins": n_bulletins, "articles": n_articles, "chunks": n_chunks}
+
+
 def summary(index: Index, listed: int = LISTED) -> dict[str, Any]:
     """``status`` for people, at any size: the counts, the ``listed`` most recently indexed bulletins
     and the first ``MEMBERS`` articles of the ``listed`` largest duplicate groups (``"more"``: how many
@@ -66,21 +73,18 @@ def summary(index: Index, listed: int = LISTED) -> dict[str, Any]:
     ``status`` reads every bulletin's article list (the Library and ``--json`` want them all: 0.19 s at
     100k chunks, and 6,355 lines that nobody reads)."""
     db = index.db
-    n_bulletins, n_articles, n_chunks = db.counts()
+    head = headline(index)
     groups = kept_groups(index)
     shown = [g[:MEMBERS] for g in groups[:listed]]  # the leads with the most partners first
     info = db.article_info({m for g in shown for m in g})
     return {
-        **_where(index),
-        "bulletins": n_bulletins,
-        "articles": n_articles,
-        "chunks": n_chunks,
+        **head,
         "duplicate_groups": len(groups),
         "duplicates": [[{"doc_id": d, "article": a, "title": "?", "date": None, "publisher": None,
                          **info.get((d, a), {})} for d, a in g] for g in shown],
         "group_sizes": [len(g) for g in groups[:listed]],  # members of each listed group, shown or not
         "documents": db.bulletins(newest=listed),
-        "more": {"documents": max(0, n_bulletins - listed), "duplicates": max(0, len(groups) - listed)},
+        "more": {"documents": max(0, head["bulletins"] - listed), "duplicates": max(0, len(groups) - listed)},
     }
 
 
