@@ -27,6 +27,7 @@ from assistant.library import add_bulletins, add_feed, poll_feeds, remove_bullet
 from assistant.login import LoginLimiter, LoginThrottle, credentials_check
 from assistant.pipeline import AskResult, Assistant
 from assistant.retrieve import Filters
+from index import memory
 from index.errors import UserError
 from index.feeds import FeedBook
 from index.load import MAX_BYTES
@@ -413,6 +414,7 @@ def launch(demo: Any, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, watch: bool = True) -> int:
     """``stdnews chat``: load the index and model once, then serve until interrupted; with ``watch``,
     also keep the index current with the corpus folder (``index.watch``)."""
+    memory.for_long_run()  # before the server's threads start
     auth = parse_auth(settings.auth)
     if host not in LOOPBACK and auth is None:
         print(f"warning: serving on {host} without --auth: anyone who can reach this machine can ask, "

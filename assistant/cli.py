@@ -233,8 +233,10 @@ def _drop_replaced_entries(index: Any, plan: Sequence[Any]) -> None:
 def cmd_index_watch(args: argparse.Namespace) -> int:
     import signal
 
+    from index import memory
     from index.watch import Watcher, feed_printer, report_printer
 
+    memory.for_long_run()
     index = _index(args)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     with Watcher(index, args.interval, on_feed=feed_printer()) as watcher:

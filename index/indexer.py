@@ -12,10 +12,10 @@ Each method below is the function of the same name in those modules, with this i
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from typing import Any
 
+from index import memory
 from index import place as _place
 from index import read as _read
 from index import report as _report
@@ -116,7 +116,7 @@ class Index:
 
             _ = self.record_manager
             bandindex.hold(self.db, keep=True)
-            _release_free_memory()
+            memory.release()  # what loading freed (a server loaded ~50 MB it never uses again)
 
     # update side ------------------------------------------------------------
     update = _update.update
@@ -146,13 +146,3 @@ class Index:
 __all__ = ["ADD_WAITS_S", "ASK_TO_REPLACE", "SUPPORTED", "Index", "Placement", "UpdateReport", "backup",
            "bulletin_sha", "doc_id_for", "is_current", "safe_name"]
 
-
-def _release_free_memory() -> None:
-    """Hand the heap memory that loading freed (sort buffers, rows read once) back to the system: glibc
-    keeps it for reuse, and a server that loaded a 100k-chunk index held ~50 MB of it for its life."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to hand back this way
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
