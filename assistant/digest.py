@@ -69,6 +69,7 @@ class Digest:
     orgs: list[str]
     groups: list[Group]
     unseen: list[str] = field(default_factory=list)  # watched identifiers no indexed passage names yet
+    left_out: int = 0  # older articles of the window not in this digest (``build``'s ``newest``)
 
     @property
     def stories(self) -> list[Story]:
@@ -99,13 +100,17 @@ class Digest:
                            for g in self.groups]}
 
 
-def build(index: Index, since: str | None = None, standards: Sequence[str] = (), orgs: Sequence[str] = ()) -> Digest:
+def build(index: Index, since: str | None = None, standards: Sequence[str] = (), orgs: Sequence[str] = (),
+          newest: int | None = None) -> Digest:
     """The digest of what was added ``since`` (YYYY-MM-DD; None: the last update that added anything),
     narrowed to stories naming any of ``standards`` (any spelling) and any of ``orgs`` (named in the text or
-    as publisher). A bad date, standard or organisation is a ``UserError`` with one line."""
+    as publisher); with ``newest``, of only that many of the newest articles (``left_out``: how many more).
+    A bad date, standard or organisation is a ``UserError`` with one line."""
     wanted_keys = list(Filters.parse(standards=[s for s in standards if s.strip()]).standards)
     wanted_orgs = normalise_orgs(list(orgs), [f.value for f in facets(index)[1]] if orgs else None)
-    added = index.whats_new(since)
+    added = index.whats_new(since)  # newest first
+    left_out = max(0, len(added) - newest) if newest is not None else 0
+    added = added[: len(added) - left_out]
     bulletins = {b["doc_id"]: b for b in index.db.bulletins()}
     new: dict[Key, dict[str, Any]] = {}
     for item in added:
@@ -123,7 +128,7 @@ def build(index: Index, since: str | None = None, standards: Sequence[str] = (),
                               " OR json_extract(meta, '$.std_keys') LIKE ? LIMIT 1",
                               (f"%|{i.key}|%", f"%|{i.key}-%")).fetchone() for i in find_identifiers(s))]
     return Digest(since, last_at, [s.strip() for s in standards if s.strip()], wanted_orgs,
-                  _group(stories, wanted_keys), unseen)
+                  _group(stories, wanted_keys), unseen, left_out)
 
 
 def _watched(key: str, wanted: Sequence[str]) -> str | None:

@@ -238,9 +238,11 @@ def last_update_html(last: dict[str, Any] | None) -> str:
             f'embedded {_n(last.get("embedded", 0), "passage")}</span></div><div>{summary}</div>{new}</div>')
 
 
-def whats_new_html(items: Sequence[dict[str, Any]], since: str | None = None, shown: int = 8, about: str = "") -> str:
+def whats_new_html(items: Sequence[dict[str, Any]], since: str | None = None, shown: int = 8, about: str = "",
+                   left_out: int = 0) -> str:
     """Stories that updates added (``assistant.digest.panel_items``): headline, date, publisher, lead sentence,
-    and the story's other reports; ``about``: the filters in words ("about ISO/IEC 30145, naming ITU")."""
+    and the story's other reports; ``about``: the filters in words ("about ISO/IEC 30145, naming ITU");
+    ``left_out``: older articles not among the items (said at the end)."""
     topic = f" {esc(about)}" if about else ""
     if since:
         head = f"Added since {esc(since)}{topic}"
@@ -269,6 +271,9 @@ def whats_new_html(items: Sequence[dict[str, Any]], since: str | None = None, sh
                    + (f'<div class="sn-meta sn-also">also reported by {also}</div>' if also else "") + '</li>')
     more = (f'<details><summary class="sn-sub">and {len(lis) - shown} more</summary><ul class="sn-new">'
             f'{"".join(lis[shown:])}</ul></details>') if len(lis) > shown else ""
+    if left_out:
+        more += (f'<div class="sn-sub">and {left_out} older article{"" if left_out == 1 else "s"} not shown here:'
+                 ' <code>stdnews digest</code> lists every one</div>')
     return (f'<div class="sn-whats-new"><div class="sn-whats-new-head">{head}<span class="sn-sub">{sub}</span></div>'
             f'<ul class="sn-new">{"".join(lis[:shown])}</ul>{more}</div>')
 
