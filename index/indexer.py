@@ -145,4 +145,3 @@ class Index:
 
 __all__ = ["ADD_WAITS_S", "ASK_TO_REPLACE", "SUPPORTED", "Index", "Placement", "UpdateReport", "backup",
            "bulletin_sha", "doc_id_for", "is_current", "safe_name"]
-
