@@ -77,6 +77,10 @@ class FileMemo:
         elif self._rows().pop(name, None) is not None:
             self._dirty[name] = None
 
+    def put_content(self, name: str, digest: str, value: str) -> None:
+        """Keep a value derived from the file's bytes under their hash ``digest``: never racy."""
+        self._rows()[name] = self._dirty[name] = (digest, value)
+
     def forget_others(self, folder: Path, names: set[str]) -> None:
         """Forget the values of files under ``folder`` other than ``names`` (files that left it)."""
         root = os.path.join(os.path.abspath(folder), "")
@@ -99,13 +103,15 @@ class SeenFiles:
 
     def __init__(self, db: Any = None) -> None:
         self.memo = FileMemo(db)
+        self._looked: set[str] = set()  # the files looked up since the last save (``memo`` names)
 
     def fingerprint(self, path: Path, entry: dict[str, Any] | None, settings: Settings) -> tuple[str, bytes | None]:
         """(fingerprint, the bytes read, or None when the kept fingerprint still holds); OSError as reading."""
-        st = path.stat()
+        st = os.stat(path)
         name = os.path.abspath(path)
-        key = json.dumps([*stat_key(st), entry or {}, settings.chunk_max_chars, settings.chunk_min_chars,
-                          CHUNKER_VERSION], sort_keys=True, default=str)
+        self._looked.add(name)
+        key = (f"{st.st_size} {st.st_mtime_ns} {st.st_ctime_ns} {st.st_ino} {settings.chunk_max_chars}"
+               f" {settings.chunk_min_chars} {CHUNKER_VERSION} {json.dumps(entry or {}, sort_keys=True, default=str)}")
         kept = self.memo.get(name, key)
         if kept is not None:
             return kept, None
@@ -115,8 +121,10 @@ class SeenFiles:
         self.memo.put(name, key, fp, st, now)
         return fp, data
 
-    def save(self, corpus: Path | None = None, present: Iterable[Path] = ()) -> None:
-        """Keep what was read for the next process; with ``corpus``, forget its files not ``present``."""
+    def save(self, corpus: Path | None = None, also: Iterable[Path] = ()) -> None:
+        """Keep what was read for the next process; with ``corpus``, forget its files that were not
+        looked up since the last save, but ``also``."""
         if corpus is not None:
-            self.memo.forget_others(corpus, {os.path.abspath(f) for f in present})
+            self.memo.forget_others(corpus, self._looked | {os.path.abspath(f) for f in also})
+        self._looked = set()
         self.memo.save()

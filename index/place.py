@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from index.catalog import doc_id_for
+from index.catalog import doc_id_for, links_out, listed, supported
 from index.errors import LoadError
 from index.load import SUPPORTED, load_text
 from index.report import UpdateReport, account
@@ -132,38 +132,32 @@ def _by_stem(corpus: Path) -> dict[str, list[Path]]:
     root = corpus.resolve()
     with os.scandir(corpus) as entries:
         for e in sorted(entries, key=lambda e: e.name):
-            stem, ext = os.path.splitext(e.name)
-            if e.name[0] == "." or ext.lower() not in SUPPORTED or e.is_dir():
+            if e.name[0] == "." or not supported(e.name) or e.is_dir():
                 continue
-            path = Path(e.path)
-            if e.is_symlink() and not path.resolve().is_relative_to(root):
+            if e.is_symlink() and links_out(e.path, root):
                 continue  # scan skips a link out of the corpus
-            out.setdefault(stem, []).append(path)
+            out.setdefault(os.path.splitext(e.name)[0], []).append(Path(e.path))
     return out
 
 
 class _Contents:
-    """Which corpus file holds given bytes: every bulletin file's size (a walk of plain strings, as
-    ``scan`` walks), and a file read and hashed only once one of the same size is asked about
-    (hashing the whole corpus took 0.4 s of each ``index add`` at 100k chunks)."""
+    """Which corpus file holds given bytes: every bulletin file's size (``catalog.listed``, as ``scan``
+    lists them), and a file read and hashed only once one of the same size is asked about (hashing
+    the whole corpus took 0.4 s of each ``index add`` at 100k chunks)."""
 
     def __init__(self, corpus: Path) -> None:
         self.corpus = corpus
-        self.by_size: dict[int, list[str]] = {}
-        for folder, dirs, names in os.walk(corpus):
-            dirs[:] = [d for d in dirs if not d.startswith(".")]
-            for name in names:
-                if name[0] != "." and os.path.splitext(name)[1].lower() in SUPPORTED:
-                    full = os.path.join(folder, name)
-                    with contextlib.suppress(OSError):
-                        self.by_size.setdefault(os.stat(full).st_size, []).append(full)
+        self.by_size: dict[int, list[tuple[os.DirEntry[str], Path]]] = {}
+        for _, entry, path in listed(corpus):
+            if supported(entry.name):
+                with contextlib.suppress(OSError):
+                    self.by_size.setdefault(entry.stat().st_size, []).append((entry, path))
         self.found: dict[str, str] = {}  # sha256 -> doc_id
 
     def holder(self, digest: str, size: int) -> str | None:
         root = self.corpus.resolve()
-        for full in self.by_size.pop(size, []):
-            path = Path(full)
-            if path.is_symlink() and not path.resolve().is_relative_to(root):
+        for entry, path in self.by_size.pop(size, []):
+            if entry.is_symlink() and links_out(path, root):
                 continue  # not a bulletin of this corpus: scan skips it
             with contextlib.suppress(OSError):
                 self.found.setdefault(hashlib.sha256(path.read_bytes()).hexdigest(), doc_id_for(self.corpus, path))

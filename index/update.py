@@ -22,15 +22,17 @@ from index.catalog import (
     doc_id_for,
     entries_of,
     holders,
+    links_out,
     of_files,
     part_entry,
     read_catalog,
     scan,
     scan_files,
+    supported,
 )
 from index.errors import LoadError, UpdateBusy
 from index.fingerprint import bulletin_sha, is_current
-from index.load import SUPPORTED, load_parts
+from index.load import load_parts
 from index.prepare import parts_of, prepare
 from index.read import kept_groups
 from index.report import UpdateReport
@@ -148,7 +150,7 @@ def run(index: Index, corpus: Path, progress: bool, kind: str, only: Iterable[Pa
         if writer:
             writer.close()  # stops the embedding thread, also when the update failed
         if named is None:  # for the next process too
-            index.seen.save(corpus, [*files.values(), corpus / CATALOG])
+            index.seen.save(corpus, [corpus / CATALOG])
         else:  # (without forgetting the files it did not look at)
             index.seen.save()
     remove(index, removed, report)
@@ -190,7 +192,7 @@ def clashing(corpus: Path, files: dict[str, Path], skipped: list[tuple[Path, str
     """The files ``scan`` skipped because another file already has their doc_id."""
     root = corpus.resolve()
     return [(p, why) for p, why in skipped
-            if p.suffix.lower() in SUPPORTED and not (p.is_symlink() and not p.resolve().is_relative_to(root))
+            if supported(p.name) and not (p.is_symlink() and links_out(p, root))
             and doc_id_for(corpus, p) in files]
 
 

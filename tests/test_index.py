@@ -252,6 +252,37 @@ def test_fingerprints_and_catalog_are_kept_for_the_next_process(tmp_path: Path, 
     assert data2 == b"other version" and fp2 == file_fingerprint(data2, {"title": "One"}, settings) != fp
 
 
+def test_a_catalog_read_right_after_its_writing_is_kept_by_its_bytes(tmp_path: Path, monkeypatch) -> None:
+    """The next process does not parse a catalog again that was read within the racy window of its
+    writing (as a build right after the corpus was copied reads it), while its bytes are the same;
+    another catalog of the same size and times is parsed."""
+    import os
+    import tomllib
+
+    from index import catalog
+    from index.chunkdb import ChunkDB
+    from index.fingerprint import SeenFiles
+
+    path = tmp_path / "catalog.toml"
+    path.write_text('[a]\ntitle = "One"\n')
+    first = SeenFiles(ChunkDB(tmp_path / "index.sqlite"))
+    assert catalog.read_catalog(tmp_path, first.memo) == {"a": {"title": "One"}}  # read at once: racy
+    first.save()
+
+    catalog._READ.clear()  # a new process
+    parse = tomllib.loads
+    monkeypatch.setattr(tomllib, "loads", lambda *_: (_ for _ in ()).throw(AssertionError("parsed again")))
+    second = SeenFiles(ChunkDB(tmp_path / "index.sqlite"))
+    assert catalog.read_catalog(tmp_path, second.memo) == {"a": {"title": "One"}}
+
+    st = path.stat()
+    path.write_text('[a]\ntitle = "Two"\n')  # same size, and the same times set back
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    monkeypatch.setattr(tomllib, "loads", parse)
+    catalog._READ.clear()
+    assert catalog.read_catalog(tmp_path, SeenFiles(ChunkDB(tmp_path / "index.sqlite")).memo) == {"a": {"title": "Two"}}
+
+
 def test_a_removed_file_is_forgotten_by_the_next_update(tmp_path: Path) -> None:
     """The kept fingerprints follow the corpus: a file that left it leaves the chunk table's memo."""
     import time
