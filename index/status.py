@@ -153,7 +153,7 @@ def check_corpus(index: Index, corpus: Path) -> CorpusCheck:
         out.mismatches.append(f"the corpus folder {corpus} does not exist; pass --corpus DIR")
         return out
     files, skipped = scan(corpus)
-    catalog = read_catalog(corpus)
+    catalog = read_catalog(corpus, index.seen.memo)  # kept by its bytes' hash: as good as parsing it again
     known = index.db.sha_by_doc()
     present = set(files) | {_doc_id(corpus, p) for p, _ in skipped}
     held = by_file(known, present)  # an e-mail file holds several bulletins
