@@ -102,9 +102,10 @@ class ArticleTables:
         wanted = sorted(set(keys))
         for i in range(0, len(wanted), 400):
             part = wanted[i : i + 400]
-            q = (f"WITH w(d, a) AS (VALUES {','.join(['(?,?)'] * len(part))}) SELECT doc_id, article, {columns}"
+            w, params = pairs_table(part)
+            q = (f"{w} SELECT doc_id, article, {columns}"
                  " FROM w CROSS JOIN article_sigs ON doc_id = w.d AND article = w.a")  # a primary key search each
-            out.update({(r[0], r[1]): tuple(r[2:]) for r in self.conn.execute(q, [v for k in part for v in k])})
+            out.update({(r[0], r[1]): tuple(r[2:]) for r in self.conn.execute(q, params)})
         return out
 
     def all_bands(self) -> Iterator[tuple[int, str, int]]:
@@ -134,25 +135,33 @@ class ArticleTables:
             part = wanted[i : i + 400]
             # by article, not by bulletin: a bulletin's other articles' pairs are not read (at 100k chunks
             # the retriever's lookup read every pair of its passages' bulletins: 2.5 of its ~15 ms)
-            w = f"WITH w(d, a) AS (VALUES {','.join(['(?,?)'] * len(part))})"
+            w, params = pairs_table(part)
             q = (f"{w} SELECT d, a, doc_b, art_b FROM w CROSS JOIN dup_pairs ON doc_a = w.d AND art_a = w.a"
                  " UNION ALL SELECT d, a, doc_a, art_a FROM w CROSS JOIN dup_pairs ON doc_b = w.d AND art_b = w.a")
-            for d1, a1, d2, a2 in self.conn.execute(q, [v for k in part for v in k]):
+            for d1, a1, d2, a2 in self.conn.execute(q, params):
                 out.setdefault((d1, a1), set()).add((d2, a2))
         return out
 
     def article_info(self, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], dict[str, str]]:
-        """Bulletin, headline, publisher and date of these articles (those still indexed)."""
-        wanted = set(keys)
+        """Bulletin, headline, publisher and date of these articles (those still indexed): their own
+        chunks, not every chunk of their bulletins (a passage's same-story articles at 100k chunks:
+        1.2 -> 0.7 ms)."""
+        wanted = sorted(set(keys))
         out: dict[tuple[str, int], dict[str, str]] = {}
-        for marks, docs in in_lists(sorted({d for d, _ in wanted})):
-            q = ("SELECT doc_id, article, MIN(title) AS title, MIN(publisher) AS publisher, MIN(date) AS date"
-                 f" FROM chunks WHERE doc_id IN ({marks}) GROUP BY doc_id, article")
-            for r in self.conn.execute(q, docs):
-                if (r["doc_id"], r["article"]) in wanted:
-                    out[(r["doc_id"], r["article"])] = {"doc_id": r["doc_id"], "title": r["title"],
-                                                        "publisher": r["publisher"], "date": r["date"]}
+        for i in range(0, len(wanted), 400):
+            part = wanted[i : i + 400]
+            w, params = pairs_table(part)
+            q = (f"{w} SELECT doc_id, article, MIN(title) AS title, MIN(publisher) AS publisher, MIN(date) AS date"
+                 " FROM w CROSS JOIN chunks ON chunks.doc_id = w.d AND chunks.article = w.a GROUP BY doc_id, article")
+            for r in self.conn.execute(q, params):
+                out[(r["doc_id"], r["article"])] = {"doc_id": r["doc_id"], "title": r["title"],
+                                                    "publisher": r["publisher"], "date": r["date"]}
         return out
+
+
+def pairs_table(keys: Sequence[tuple[str, int]]) -> tuple[str, list[Any]]:
+    """A ``WITH w(d, a)`` table of these (doc_id, article) keys for one query, and its parameters."""
+    return f"WITH w(d, a) AS (VALUES {','.join(['(?,?)'] * len(keys))})", [v for k in keys for v in k]
 
 
 def in_lists(values: Sequence[Any], size: int = 400) -> Iterator[tuple[str, list[Any]]]:
