@@ -111,7 +111,7 @@ def build(index: Index, since: str | None = None, standards: Sequence[str] = (),
     added = index.whats_new(since)  # newest first
     left_out = max(0, len(added) - newest) if newest is not None else 0
     added = added[: len(added) - left_out]
-    bulletins = {b["doc_id"]: b for b in index.db.bulletins()}
+    bulletins = {b["doc_id"]: b for b in index.db.bulletins(doc_ids={i["doc_id"] for i in added})}
     new: dict[Key, dict[str, Any]] = {}
     for item in added:
         arts = bulletins[item["doc_id"]]["articles"]
@@ -169,8 +169,9 @@ def _story(index: Index, members: list[Key], new: dict[Key, dict[str, Any]],
     sources = [Source(d, a, new[(d, a)]["title"], new[(d, a)].get("publisher"), new[(d, a)].get("date"),
                       bulletins[d].get("url"), True, new[(d, a)]["added_at"]) for d, a in members]
     info = index.db.article_info(earlier)
+    urls = index.db.urls(d for d, _ in info)
     sources += sorted((Source(i["doc_id"], a, i["title"], i["publisher"] or None, i["date"] or None,
-                              bulletins.get(d, {}).get("url"), False) for (d, a), i in info.items()),
+                              urls.get(d), False) for (d, a), i in info.items()),
                       key=lambda s: s.date or "", reverse=True)
     idents: dict[str, str] = {}
     orgs: set[str] = set()

@@ -198,14 +198,18 @@ class ChunkDB(ArticleTables):
         with self._tx():
             self.conn.execute("DELETE FROM bulletins WHERE doc_id=?", (doc_id,))
 
-    def bulletins(self, newest: int | None = None) -> list[dict[str, Any]]:
+    def bulletins(self, newest: int | None = None, doc_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """Every bulletin (but its text) by doc_id, or the ``newest`` most recently indexed (the index on
-        ``indexed_at``: no scan)."""
-        order = "b.doc_id" if newest is None else "b.indexed_at DESC, b.doc_id LIMIT ?"
-        rows = self.conn.execute(
-            "SELECT b.doc_id, b.path, b.title, b.publisher, b.date, b.url, b.language, b.sha256, b.articles,"
-            " b.indexed_at, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id = b.doc_id) AS chunks"
-            f" FROM bulletins b ORDER BY {order}", () if newest is None else (newest,))
+        ``indexed_at``: no scan), or those of ``doc_ids`` (that are indexed)."""
+        cols = ("SELECT b.doc_id, b.path, b.title, b.publisher, b.date, b.url, b.language, b.sha256, b.articles,"
+                " b.indexed_at, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id = b.doc_id) AS chunks FROM bulletins b")
+        if doc_ids is not None:
+            rows = [r for marks, part in in_lists(sorted(set(doc_ids)))
+                    for r in self.conn.execute(f"{cols} WHERE b.doc_id IN ({marks}) ORDER BY b.doc_id", part)]
+        elif newest is None:
+            rows = self.conn.execute(f"{cols} ORDER BY b.doc_id").fetchall()
+        else:
+            rows = self.conn.execute(f"{cols} ORDER BY b.indexed_at DESC, b.doc_id LIMIT ?", (newest,)).fetchall()
         return [{**dict(r), "articles": json.loads(r["articles"])} for r in rows]
 
     def counts(self) -> tuple[int, int, int]:

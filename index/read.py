@@ -26,7 +26,7 @@ def whats_new(index: Index, since: str | None = None) -> list[dict[str, Any]]:
         logs = index.db.updates(10_000, cutoff)
     else:
         logs = [u for u in index.db.updates(10_000) if u.get("new_articles")][:1]
-    present = {b["doc_id"] for b in index.db.bulletins()}
+    present = index.db.sha_by_doc().keys()  # the doc_ids still indexed (not every bulletin's articles)
     seen: set[tuple[str, str]] = set()
     out = []
     for log in logs:

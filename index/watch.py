@@ -274,7 +274,7 @@ def settle(index: Index, doc_ids: Sequence[str], since: float, timeout: float = 
             break
         time.sleep(0.05)
     if not report.files:  # nothing was indexed: the index is as it was
-        report.files = report.unchanged = len(index.db.bulletins())
+        report.files = report.unchanged = index.db.counts()[0]
     return report
 
 
