@@ -158,10 +158,12 @@ def check_corpus(index: Index, corpus: Path) -> CorpusCheck:
     present = set(files) | {_doc_id(corpus, p) for p, _ in skipped}
     held = by_file(known, present)  # an e-mail file holds several bulletins
     described = by_file(catalog, files)
-    failures = _logged_failures(index.db.updates(200), corpus)
+    failures = _logged_failures(index.db.failures(200), corpus)
 
     def refusal(path: Path) -> str | None:
         """What the newest update that tried ``path`` said, if the file is unchanged since."""
+        if not failures:  # the usual case: no path to work out (6,356 of them: 0.08 s at 100k chunks)
+            return None
         key = _key(corpus, path) if path.is_symlink() else path.relative_to(corpus).as_posix()  # scanned: no
         at, why = failures.get(key, (0.0, None))  # folder on the way is a link (resolving all: 0.7 s at 100k chunks)
         try:
@@ -197,12 +199,12 @@ def check_corpus(index: Index, corpus: Path) -> CorpusCheck:
     return out
 
 
-def _logged_failures(updates: list[dict[str, Any]], corpus: Path) -> dict[str, tuple[float, str]]:
+def _logged_failures(logs: list[tuple[float, list[list[str]]]], corpus: Path) -> dict[str, tuple[float, str]]:
     """The newest logged reason why an update could not index each file: {path key: (when, why)}."""
     out: dict[str, tuple[float, str]] = {}
-    for entry in updates:  # newest first
-        for path, why in entry.get("failed", []):
-            out.setdefault(_key(corpus, Path(path)), (entry["at"], why))
+    for at, failed in logs:  # newest first
+        for path, why in failed:
+            out.setdefault(_key(corpus, Path(path)), (at, why))
     return out
 
 
