@@ -1,6 +1,7 @@
 """A filtered dense search first looks at the unfiltered nearest neighbours (Chroma's filtered search is
 slow on a large index) and falls back to a search among the allowed ids only when too few of them pass:
-either way the same passages, in the same order, as Chroma's own metadata filter."""
+either way the same passages, in the same order, as Chroma's own metadata filter, whether the search among
+ids is Chroma's or (up to ``EXACT_UP_TO`` ids) their vectors read and ranked here."""
 
 from __future__ import annotations
 
@@ -10,8 +11,12 @@ import pytest
 
 from assistant import retrieve
 from assistant.retrieve import Filters, Retriever
+from index import store
+
+AMONG = pytest.mark.parametrize("exact_up_to", [store.EXACT_UP_TO, 0])  # ranked here; Chroma's search among ids
 
 
+@AMONG
 @pytest.mark.parametrize(("filters", "window"), [
     (Filters(publisher="SESEC"), None),  # many passages pass: the unfiltered neighbours hold enough
     (Filters(), (20200101, 20201231)),  # a question's window ("in 2020")
@@ -19,7 +24,9 @@ from assistant.retrieve import Filters, Retriever
     (Filters(until="2020-09-30"), (20200901, 20200930)),
 ])
 def test_the_filtered_dense_search_gives_what_the_filtered_query_gives(
-        seed_index, monkeypatch: pytest.MonkeyPatch, filters: Filters, window: tuple[int, int] | None) -> None:  # noqa: ANN001
+        seed_index, monkeypatch: pytest.MonkeyPatch, filters: Filters, window: tuple[int, int] | None,  # noqa: ANN001
+        exact_up_to: int) -> None:
+    monkeypatch.setattr(store, "EXACT_UP_TO", exact_up_to)
     retriever = Retriever(seed_index, seed_index.settings)
     question = "smart city standards published by China"
     vector = seed_index.embedder.embed_query(question)
@@ -47,14 +54,20 @@ def test_the_filtered_dense_search_gives_what_the_filtered_query_gives(
             assert sent == [None], sent
 
 
-def test_a_search_among_ids_without_vectors_falls_back_to_the_metadata_filter(seed_index) -> None:  # noqa: ANN001
+@AMONG
+def test_a_search_among_ids_without_vectors_falls_back_to_the_metadata_filter(
+        seed_index, monkeypatch: pytest.MonkeyPatch, exact_up_to: int) -> None:  # noqa: ANN001
     """A removal deletes the vectors before the chunk rows: ids the chunk table still lists but Chroma
-    no longer holds make Chroma refuse the id list; the metadata filter answers instead."""
+    no longer holds make Chroma refuse the id list, and the metadata filter answers instead; the
+    exact ranking leaves them out."""
+    monkeypatch.setattr(store, "EXACT_UP_TO", exact_up_to)
     vector = seed_index.embedder.embed_query("smart city standards")
     where = Filters(publisher="SESEC").chroma_where()
     expected = seed_index.store.query(vector, 5, where)
     among = {c for c, _ in seed_index.store.query(vector, 50, where)} | {"gone#0000000000000000"}
-    assert seed_index.store.query(vector, 5, where, among=among) == expected
+    got = seed_index.store.query(vector, 5, where, among=among)
+    assert [c for c, _ in got] == [c for c, _ in expected]
+    assert [s for _, s in got] == pytest.approx([s for _, s in expected])
 
 
 def test_a_write_the_vector_index_does_not_serve_reopens_the_embedded_store(make_settings, corpus_copy: Path,  # noqa: ANN001
