@@ -53,7 +53,11 @@ CHUNK_COLUMNS = ("id", "doc_id", "article", "title", "bulletin_title", "publishe
 _NOT_META = ("chunk_id", "tokens")  # row keys that are not stored in the meta column
 
 
-CACHE_KIB = 32 * 1024  # page cache per connection, filled only as pages are read
+# SQLite's default 2 MB page cache is too small for the band index's random keys at 100k chunks (1M
+# band rows): storing a 100k build's articles took 13.9 CPU-s with it, 8.7-9.5 with 32 MB. Only a
+# ``batch`` (an update's writes) has the large one: a chat server's reads filled it to 32 MB and ran
+# no faster for it (retrieval p50/p95 at 100k chunks the same within noise with 2 MB).
+CACHE_KIB = 32 * 1024
 
 
 class ChunkDB(ArticleTables):
@@ -68,9 +72,7 @@ class ChunkDB(ArticleTables):
         self._batch_at: float | None = None  # while a ``batch`` is open: when it last committed
         self._batch_every = 5.0
         self.conn.execute("PRAGMA journal_mode=WAL")
-        # SQLite's default 2 MB page cache is too small for the band index's random keys at 100k chunks
-        # (1M band rows): storing a 100k build's articles took 13.9 CPU-s with it, 8.7-9.5 with 32 MB.
-        self.conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        self._cache_size = self.conn.execute("PRAGMA cache_size").fetchone()[0]  # SQLite's own; see CACHE_KIB
         self.conn.executescript(_SCHEMA + ARTICLE_SCHEMA)  # meta first: the article tables' triggers write it
         columns = {r[1] for r in self.conn.execute("PRAGMA table_info(chunks)")}
         if "tokens" not in columns:  # a data directory from before the BM25 token cache
@@ -290,6 +292,7 @@ class ChunkDB(ArticleTables):
             yield
             return
         self._batch_at, self._batch_every = time.monotonic(), every_s
+        self.conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         try:
             yield
         except BaseException:
@@ -302,6 +305,7 @@ class ChunkDB(ArticleTables):
                 self.conn.execute("COMMIT")
         finally:
             self._batch_at = None
+            self.conn.execute(f"PRAGMA cache_size={self._cache_size}")  # SQLite frees the pages above it
 
     def _batch_step(self) -> None:
         """Inside a batch, after a write: commit when ``every_s`` have passed since the last commit."""
