@@ -88,7 +88,11 @@ def test_running_chat_picks_up_a_new_feed_entry_by_itself(srv: FeedServer, brows
         context = browser.new_context(viewport={"width": 1440, "height": 1000})
         page = context.new_page()
         page.goto(chat.url)
+        page.wait_for_selector("#sn-chat", timeout=WAIT)
         page.get_by_role("tab", name="Library").click()
+        # the page's load event has filled the feeds list (it starts empty): a field filled before then once
+        # reached the server empty (one full `make test`; not reproduced alone)
+        page.wait_for_selector("#sn-feeds .sn-sources-empty", timeout=WAIT)
         page.fill("#sn-feed-url input", srv.url("/kerb"))
         page.click("#sn-feed-add")
         page.wait_for_selector("#sn-feed-msg .sn-ok, #sn-feed-msg .sn-bad", timeout=WAIT)
