@@ -36,8 +36,9 @@ _UPSERT = (
     'INSERT INTO upsertion_record (uuid, "key", namespace, group_id, updated_at) VALUES (?, ?, ?, ?, ?) '
     'ON CONFLICT ("key", namespace) DO UPDATE SET group_id = excluded.group_id, updated_at = excluded.updated_at'
 )
-# Same columns as SQLAlchemy's query, so SQLite picks the same plan and returns keys in the same order.
-_LIST = 'SELECT "key" FROM upsertion_record WHERE '  # the key alone: 0.11 -> 0.04 s for 100k keys
+# The key alone (100k keys: 0.11 -> 0.04 s); SQLite picks the same plan as for SQLAlchemy's five columns
+# (the namespace index, EXPLAIN QUERY PLAN with every filter below), so keys come in the same order.
+_LIST = 'SELECT "key" FROM upsertion_record WHERE '
 
 
 class SQLiteRecordManager(RecordManager):
