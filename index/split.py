@@ -23,7 +23,9 @@ def split_articles(text: str, title: str, bulletin_date: str | None) -> list[Art
         return [Article(0, title, bulletin_date, 0, len(text))]
     year = int(bulletin_date[:4]) if bulletin_date and bulletin_date[:4].isdigit() else None
     starts = _headline_starts(text, {m.start() for m in bylines})
-    if not starts or starts[0] > 0 and text[: starts[0]].strip():
+    if starts and not text[: starts[0]].strip():
+        starts[0] = 0  # only blank space before the first headline: it belongs to that article
+    else:
         starts = [0, *starts]
     articles = []
     for i, start in enumerate(starts):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from index.chunk import chunk_bulletin
@@ -25,6 +25,7 @@ TEXT = st.lists(st.one_of(PIECES, st.text(max_size=40)), max_size=60).map("".joi
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(TEXT)
+@example("\n\nISO/IEC 30145-3:2020ISO/IEC 30145-3:2020\n\nBy Haley WU on 9 October")  # blank lines, then a headline
 def test_articles_tile_the_text_in_order(text: str) -> None:
     articles = split_articles(text, "Bulletin", "2020-10-19")
     assert articles and articles[0].start == 0 and articles[-1].end == len(text)
