@@ -14,7 +14,7 @@ from langchain_core.vectorstores import VectorStore as LCVectorStore
 
 from index.chunkdb import ChunkDB
 from index.embed import Embedder
-from index.store import VectorStore
+from index.store import FILTER_KEYS, VectorStore
 
 # Texts handed to the embedder per call: few large calls, not many small ones. The torch
 # embedder sorts each call's texts by length and pads each batch to its longest text
@@ -185,7 +185,7 @@ class IndexSink(LCVectorStore):
                 vectors.extend(model.embed_documents(part))
                 self.direct_seconds += time.perf_counter() - t0
                 self.on_embedded(len(part))
-        metas = [{k: v for k, v in d.metadata.items() if k not in ("start", "end", "tokens")} for d in documents]
+        metas = [{k: d.metadata[k] for k in FILTER_KEYS if k in d.metadata} for d in documents]
         self.store.upsert(ids, vectors, metas)
         rows = [{**d.metadata, "id": cid, "text": d.page_content} for cid, d in zip(ids, documents, strict=True)]
         self.db.put_chunks(rows)

@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from index.indexer import Index
+from index.store import FILTER_KEYS
 
 NEWSLETTER = "china-standardisation-news-2020"
 
@@ -306,11 +307,13 @@ def test_a_removed_file_is_forgotten_by_the_next_update(tmp_path: Path) -> None:
     assert str((corpus / "a.txt").resolve()) in index.db.file_memo()
 
 
-def test_chroma_holds_vectors_and_metadata_not_the_text(seed_index: Index) -> None:
+def test_chroma_holds_vectors_and_the_filtered_metadata_not_the_text(seed_index: Index) -> None:
     """A chunk's text lives in the chunk table alone: Chroma's copy only fed a full-text index nothing
-    queries (40% of the upsert's CPU, 6x the disk)."""
+    queries (40% of the upsert's CPU, 6x the disk); of its metadata, Chroma keeps what its filter reads."""
     got = seed_index.store._collection.get(limit=5, include=["documents", "metadatas"])
-    assert len(got["ids"]) == 5 and all(m["doc_id"] for m in got["metadatas"])
+    assert len(got["ids"]) == 5 and all(set(m) == set(FILTER_KEYS) for m in got["metadatas"])
+    for cid, m in zip(got["ids"], got["metadatas"], strict=True):
+        assert m["chunk_id"] == cid and cid.startswith(f"{m['doc_id']}#")
     assert got["documents"] == [None] * 5
     texts = seed_index.db.get_chunks(got["ids"])
     assert all(texts[cid]["text"] for cid in got["ids"])
