@@ -97,3 +97,22 @@ def test_a_write_the_vector_index_does_not_serve_reopens_the_embedded_store(make
     (corpus_copy / "tidal-notes.txt").write_text("Tidal turbine notes\n\nTidal turbines were tested.\n")
     index.update(progress=False)
     assert store._client is not second  # an update checks its last write
+
+
+def test_chroma_s_filter_names_only_the_metadata_chroma_keeps() -> None:
+    """Chroma keeps ``store.FILTER_KEYS`` of a chunk's metadata: a filter naming any other key would
+    silently match nothing in the fallback above."""
+
+    def named(where: object) -> set[str]:
+        if isinstance(where, dict):
+            return {k for k in where if not k.startswith("$")} | {n for v in where.values() for n in named(v)}
+        if isinstance(where, list):
+            return {n for v in where for n in named(v)}
+        return set()
+
+    every = Filters.parse(since="2020-01-01", until="2020-09", publisher="ISO", bulletins=["a", "b"],
+                          standards=["ISO 37120"], orgs=["ISO"], as_of="2021-01-01")
+    for window in (None, (20200101, 20201231)):
+        where = every.chroma_where(window)
+        assert where and named(where) <= set(store.FILTER_KEYS), where
+    assert {"chunk_id"} <= set(store.FILTER_KEYS)  # what a facet filter sends Chroma (its allowed ids)
