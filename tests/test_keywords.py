@@ -92,6 +92,40 @@ def test_adds_removals_and_replacements_rank_as_a_rebuild(tmp_path: Path, seed: 
                 assert ix.search(q, n, restricted) == [h for h in everything if h[0] in restricted][:n], q
 
 
+def test_common_words_count_only_where_they_can_lift_a_chunk_into_the_best(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MaxScore: the best n are those of every chunk scored with every word, the same ids, order and
+    scores (the words are added in one order on every path), with a delta and under a restriction."""
+    rng = random.Random(7)
+    texts = _docs(rng, 3000)
+    db = ChunkDB(tmp_path / "c.sqlite")
+    db.put_chunks([_row(f"d{i}#0", t) for i, t in enumerate(texts)])
+    ix = KeywordIndex(db.path, tmp_path / "bm25")
+    ix.compact()
+    db.put_chunks([_row(f"d{i}#0", texts[rng.randrange(3000)]) for i in rng.sample(range(3000), 40)])
+    db.delete_chunks([f"d{i}#0" for i in rng.sample(range(3000), 20)])
+    assert ix.pending() == 60  # a main segment and a delta
+    splits = []
+    essential = keywords._essential
+
+    def spy(terms, total, norm, n):  # type: ignore[no-untyped-def]
+        splits.append((essential(terms, total, norm, n), len(terms)))
+        return splits[-1][0]
+
+    monkeypatch.setattr(keywords, "_essential", spy)
+    queries = [" ".join([f"t{rng.randint(100, 700)}"] * rng.randint(1, 2) + [f"t{rng.randint(0, 5)}" for _ in range(3)])
+               for _ in range(40)]
+    allowed = set(rng.sample(sorted(db.chunk_ids()), 300))
+    for q, n in itertools.product(queries, (1, 5, 10)):
+        everything = ix.search(q, 10**6)  # more than score: every word scored for every chunk
+        assert ix.search(q, n) == everything[:n], q
+        assert ix.search(q, n, allowed) == [h for h in everything if h[0] in allowed][:n], q
+    assert sum(split < terms for split, terms in splits) > len(splits) // 3  # the common words were left out
+    ix.compact()  # no delta
+    for q in queries:
+        assert ix.search(q, 5, allowed) == [h for h in ix.search(q, 10**6) if h[0] in allowed][:5], q
+
+
 def test_a_second_process_sees_changes_and_survives_a_compaction(tmp_path: Path) -> None:
     rng = random.Random(6)
     texts = _docs(rng, 200)
