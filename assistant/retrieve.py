@@ -220,7 +220,7 @@ class Retriever:
             allowed = None
             if window or not filters.empty:
                 clause, params = filters.sql(window)
-                allowed = {r[0] for r in self.index.db.conn.execute(f"SELECT id FROM chunks WHERE {clause}", params)}
+                allowed = self.index.db.ids_where(clause, params)
             allowed_each.append(allowed)
         sparse_each = self.index.bm25.search_each(query, n, allowed_each)
         # even among given ids a filtered search costs 15-40 ms at 100k chunks (3-5 ms unfiltered):
@@ -266,7 +266,11 @@ class Retriever:
             return bool(wanted) and any(f"|{w}|" in have for w in wanted)
 
         order = sorted(fused, key=lambda c: (c not in inside, not carries(c), -fused[c]))
-        same_story = self.index.db.dup_neighbours((r["doc_id"], r["article"]) for r in rows.values())
+        keys = list(dict.fromkeys((rows[c]["doc_id"], rows[c]["article"]) for c in order if c in rows))
+        at = {key: i for i, key in enumerate(keys)}
+        same_story: dict[tuple[str, int], set[tuple[str, int]]] = {}
+        looked = 0  # the articles' same-story pairs are read as the loop reaches them, 2k at a time (of the
+        # ~60 candidates' articles, ~10 are reached)
         grouped: list[tuple[Passage, tuple[str, int]]] = []
         shown: set[tuple[str, int]] = set()
         dense_of, bm25_of = dict(dense), dict(sparse)
@@ -277,6 +281,9 @@ class Retriever:
             if row is None:  # in a store but not (yet) in the chunk table: an update is mid-way
                 continue
             key = (row["doc_id"], row["article"])
+            if at[key] >= looked:
+                looked = at[key] + 2 * k
+                same_story.update(self.index.db.dup_neighbours(keys[at[key]:looked]))
             if not same_story.get(key, set()).isdisjoint(shown):
                 continue  # the same story from another bulletin: shown once, listed in also_in
             if per_article.get(key, 0) >= s.per_article:
