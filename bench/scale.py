@@ -6,10 +6,13 @@ process on a fresh data directory, with the embedded store and/or a Chroma serve
   (at 50k and 100k on a fixed spread sample of ``--sample`` chunks), timed just before and just
   after the build and averaged (this machine's speed drifts over a build), and the share of the build
   outside the model's calls when the update reports its seconds in the model;
-- no-op update, ``stdnews index status``, ``stdnews index status --verify``;
+- no-op update, ``stdnews index status``, ``stdnews index status --verify``: ``--repeat`` times each,
+  the first (after the build) and the median kept (a sub-second command moves by more than the 1.5x
+  growth the issue allows between two single runs);
 - retrieval p50/p95 and extractive answer p50, one user (``bench/query.py``'s ``latency``);
 - ``stdnews index add FILE`` handed to a running ``stdnews chat`` (end to end), and the next
-  question about that bulletin answered from it;
+  question about that bulletin answered from it; then ``--repeat`` - 1 more bulletins added the same way
+  (the median of all kept beside the first);
 - the chat server's peak memory under 8 concurrent users (``bench/load.py``'s ``run_load``);
 - the data directory's files and the chunk database's tables, in bytes.
 
@@ -30,6 +33,7 @@ import os
 import re
 import shutil
 import sqlite3
+import statistics
 import sys
 import time
 from collections.abc import Iterator
@@ -113,9 +117,10 @@ def build_log(home: Path) -> dict[str, Any]:
     return {"seconds": entry.get("seconds"), "embedded": entry.get("embedded"), "embed_fields": embed}
 
 
-def chat_steps(run: dict[str, Any], users: int, questions: int) -> dict[str, Any]:
+def chat_steps(run: dict[str, Any], users: int, questions: int, repeat: int) -> dict[str, Any]:
     """``stdnews chat`` over the index: one bulletin added through ``stdnews index add`` (handed over),
-    the next question about it, then ``users`` concurrent users; the server's memory throughout."""
+    the next question about it, ``repeat`` - 1 more bulletins added, then ``users`` concurrent users; the
+    server's memory throughout."""
     from gradio_client import Client
 
     from bench.load import read_questions, run_load
@@ -144,6 +149,14 @@ def chat_steps(run: dict[str, Any], users: int, questions: int) -> dict[str, Any
                                 "answered_from_it": doc_id in cited and NEW_ANSWER in reply["answer"],
                                 "answer": reply["answer"][:300]}
         client.close()
+        more = [new.with_name(f"new-bulletin-{i}.txt") for i in range(1, repeat)]
+        for i, path in enumerate(more, 1):
+            one_bulletin(path, seed=31337 + i)
+            again = stdnews(run, "index", "add", str(path))
+            server_s = re.findall(r"\(([\d.]+) s\)", again["output"])
+            out["add"].setdefault("more", []).append({"wall_s": again["wall_s"], "server_update_s": float(
+                server_s[-1]) if server_s else None, "handed_over": "handing over" in again["output"]})
+        out["add"]["median_s"] = median([out["add"]["wall_s"], *(a["wall_s"] for a in out["add"].get("more", []))])
         load = run_load(srv.url, read_questions(QUESTION_SET), users=users, total=questions, pid=srv.pid)
         out["load"] = {k: load[k] for k in ("users", "questions", "answered", "errors", "latency_ms", "wall_s",
                                             "loadavg_before", "loadavg_after")}
@@ -198,7 +211,7 @@ def store(kind: str, work: Path) -> Iterator[list[str]]:
             os.environ.pop("STDNEWS_CHROMA_URL", None)
 
 
-def measure(size: str, kind: str, sample: int, users: int, questions: int) -> dict[str, Any]:
+def measure(size: str, kind: str, sample: int, users: int, questions: int, repeat: int) -> dict[str, Any]:
     corpus_src = OUT / f"corpus-{SIZES[size]}"
     if not (corpus_src / "catalog.toml").is_file():
         from bench.make_corpus import make_corpus
@@ -226,9 +239,9 @@ def measure(size: str, kind: str, sample: int, users: int, questions: int) -> di
         steps = [("encode_only", lambda: encode_step(res, size, kind, corpus_src, sample, before))]
         for name, args in (("no-op update", ("index", "update", "--quiet")), ("status", ("index", "status")),
                            ("status --verify", ("index", "status", "--verify"))):
-            steps.append((name, lambda name=name, args=args: cli_step(res, size, kind, run, name, args)))
+            steps.append((name, lambda name=name, args=args: cli_step(res, size, kind, run, name, args, repeat)))
         steps += [("query", lambda: query_step(res, size, kind, home)),
-                  ("chat", lambda: chat_step(res, size, kind, run, users, questions))]
+                  ("chat", lambda: chat_step(res, size, kind, run, users, questions, repeat))]
         for name, fn in steps:  # a failing step is recorded, and the others still run
             try:
                 fn()
@@ -278,10 +291,19 @@ def encode_step(res: dict[str, Any], size: str, kind: str, corpus: Path, sample:
         f" encoded){outside}", enc["load_after"])
 
 
-def cli_step(res: dict[str, Any], size: str, kind: str, run: dict[str, Any], name: str, args: tuple[str, ...]) -> None:
+def cli_step(res: dict[str, Any], size: str, kind: str, run: dict[str, Any], name: str, args: tuple[str, ...],
+             repeat: int) -> None:
+    """The command ``repeat`` times: the first run's figures, every run's wall seconds and their median."""
     r = stdnews(run, *args)
-    res[name] = {k: r[k] for k in ("wall_s", "cpu_s", "peak_rss_mb", "load", "output")}
-    row(size, kind, name, f"{r['wall_s']:.2f} s ({r['cpu_s']:.2f} CPU-s)", r["load"])
+    walls = [r["wall_s"]] + [stdnews(run, *args)["wall_s"] for _ in range(repeat - 1)]
+    res[name] = {k: r[k] for k in ("wall_s", "cpu_s", "peak_rss_mb", "load", "output")} | {
+        "runs_s": walls, "median_s": median(walls)}
+    row(size, kind, name, f"{r['wall_s']:.2f} s ({r['cpu_s']:.2f} CPU-s), median of {repeat} {median(walls):.2f} s",
+        r["load"])
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
 
 
 def query_step(res: dict[str, Any], size: str, kind: str, home: Path) -> None:
@@ -290,11 +312,12 @@ def query_step(res: dict[str, Any], size: str, kind: str, home: Path) -> None:
         f" answer p50 {q['ask_ms']['p50']} ms", q["load_after"])
 
 
-def chat_step(res: dict[str, Any], size: str, kind: str, run: dict[str, Any], users: int, questions: int) -> None:
-    c = res["chat"] = chat_steps(run, users, questions)
+def chat_step(res: dict[str, Any], size: str, kind: str, run: dict[str, Any], users: int, questions: int,
+              repeat: int) -> None:
+    c = res["chat"] = chat_steps(run, users, questions, repeat)
     row(size, kind, "add via chat server", f"{c['add']['wall_s']:.2f} s (server {c['add']['server_update_s']} s,"
-        f" handed over {c['add']['handed_over']}), answered from it: {c['next_question']['answered_from_it']}",
-        c["add"]["load"])
+        f" handed over {c['add']['handed_over']}), answered from it: {c['next_question']['answered_from_it']};"
+        f" median of {repeat} adds {c['add']['median_s']:.2f} s", c["add"]["load"])
     row(size, kind, f"chat peak RSS, {users} users", f"{c['load']['memory']['peak_mb']} MiB under load,"
         f" {c['peak_rss_mb']:.0f} MiB whole life (ready in {c['ready_s']:.1f} s)", c["load"]["loadavg_after"])
 
@@ -332,6 +355,7 @@ def main() -> None:
                     help=f"encode-only at {', '.join(SAMPLED)}: this many chunks, spread over the corpus")
     ap.add_argument("--users", type=int, default=8)
     ap.add_argument("--questions", type=int, default=64, help="questions the concurrent users ask in all")
+    ap.add_argument("--repeat", type=int, default=5, help="runs of each CLI step and of the handed-over add")
     ap.add_argument("--plot", action="store_true", help="only redraw docs/scaling.png from the JSON")
     ap.add_argument("--markdown", action="store_true", help="print a markdown table per size from the JSON")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -345,12 +369,14 @@ def main() -> None:
         bad = [s for s in sizes if s not in SIZES] + [k for k in kinds if k not in ("embedded", "chroma")]
         if bad:
             raise SystemExit(f"error: unknown size or store {', '.join(bad)}")
+        if args.repeat < 1:
+            raise SystemExit(f"error: --repeat {args.repeat}: run each step at least once")
         print(f"commit {git_commit()}, {machine()}, load {loadavg()}", flush=True)
         print("| size | store | step | figures | load (1 min) |\n|---|---|---|---|---:|", flush=True)
         for size in sizes:
             for kind in kinds:
-                print(f"wrote {save(size, kind, measure(size, kind, args.sample, args.users, args.questions))}",
-                      flush=True)
+                res = measure(size, kind, args.sample, args.users, args.questions, args.repeat)
+                print(f"wrote {save(size, kind, res)}", flush=True)
     from bench.scale_plot import plot, tables
 
     print(f"drew {plot(OUT, ROOT / 'docs' / 'scaling.png')}")
