@@ -41,7 +41,18 @@ from bench.quality import DEFAULT_SETS, answerable, parse_set, scores, shown  # 
 _FTS_TOKENIZER = "unicode61 remove_diacritics 0 tokenchars '-./:''_'"  # our tokens hold these
 
 
-class FTS5:
+class _EachRestriction:
+    """``KeywordIndex.search_each``, which the retriever calls (a question's time window searched
+    beside the whole index), as one ``search`` per restriction."""
+
+    def search(self, query: str, n: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
+        raise NotImplementedError
+
+    def search_each(self, query: str, n: int, restrictions: list[set[str] | None]) -> list[list[tuple[str, float]]]:
+        return [self.search(query, n, allowed) for allowed in restrictions]
+
+
+class FTS5(_EachRestriction):
     """SQLite FTS5 over the chunk table's tokens, searched like ``KeywordIndex.search``."""
 
     def __init__(self, path: Path, rows: list[tuple[str, str]]) -> None:
@@ -73,7 +84,7 @@ class FTS5:
                                  (words, *params, n)).fetchall()
 
 
-class Rebuilt:
+class Rebuilt(_EachRestriction):
     """bm25s over every chunk, as shipped before: rebuilt whole after each change."""
 
     def __init__(self, rows: list[tuple[str, str]]) -> None:
