@@ -156,7 +156,8 @@ def chat_steps(run: dict[str, Any], users: int, questions: int, repeat: int) -> 
             server_s = re.findall(r"\(([\d.]+) s\)", again["output"])
             out["add"].setdefault("more", []).append({"wall_s": again["wall_s"], "server_update_s": float(
                 server_s[-1]) if server_s else None, "handed_over": "handing over" in again["output"]})
-        out["add"]["median_s"] = median([out["add"]["wall_s"], *(a["wall_s"] for a in out["add"].get("more", []))])
+        walls = [out["add"]["wall_s"], *(a["wall_s"] for a in out["add"].get("more", []))]
+        out["add"]["median_s"] = statistics.median(walls)
         load = run_load(srv.url, read_questions(QUESTION_SET), users=users, total=questions, pid=srv.pid)
         out["load"] = {k: load[k] for k in ("users", "questions", "answered", "errors", "latency_ms", "wall_s",
                                             "loadavg_before", "loadavg_after")}
@@ -297,13 +298,9 @@ def cli_step(res: dict[str, Any], size: str, kind: str, run: dict[str, Any], nam
     r = stdnews(run, *args)
     walls = [r["wall_s"]] + [stdnews(run, *args)["wall_s"] for _ in range(repeat - 1)]
     res[name] = {k: r[k] for k in ("wall_s", "cpu_s", "peak_rss_mb", "load", "output")} | {
-        "runs_s": walls, "median_s": median(walls)}
-    row(size, kind, name, f"{r['wall_s']:.2f} s ({r['cpu_s']:.2f} CPU-s), median of {repeat} {median(walls):.2f} s",
-        r["load"])
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)
+        "runs_s": walls, "median_s": statistics.median(walls)}
+    row(size, kind, name, f"{r['wall_s']:.2f} s ({r['cpu_s']:.2f} CPU-s), median of {repeat}"
+        f" {res[name]['median_s']:.2f} s", r["load"])
 
 
 def query_step(res: dict[str, Any], size: str, kind: str, home: Path) -> None:

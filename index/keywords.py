@@ -243,9 +243,11 @@ class KeywordIndex:
         def id_of(i: int) -> str:
             return main.ids[i] if i < len(main.ids) else delta.ids[i - len(main.ids)]
 
-        def positions(allowed: set[str]) -> np.ndarray:  # (a chunk changed since is dead in the main segment:
-            at = np.fromiter(map(position.get, allowed, itertools.repeat(-1)), np.int64, len(allowed))  # it never
-            delta_at = np.fromiter((delta_position[c] for c in delta_position.keys() & allowed), np.int64)  # scores)
+        def positions(allowed: set[str]) -> np.ndarray:
+            """The allowed chunks' positions, sorted (one changed since is dead in the main segment: it never
+            scores there)."""
+            at = np.fromiter(map(position.get, allowed, itertools.repeat(-1)), np.int64, len(allowed))
+            delta_at = np.fromiter((delta_position[c] for c in delta_position.keys() & allowed), np.int64)
             return np.unique(np.concatenate([at[at >= 0], delta_at]))
 
         head = _top(everything, want, id_of)
