@@ -137,10 +137,7 @@ def chat_steps(run: dict[str, Any], users: int, questions: int, repeat: int) -> 
             f"/proc/{srv.pid}/status")) / 1024}
         out["watching_s"] = watching(srv.log) + out["ready_s"]  # its watcher warm (bands loaded) and watching
         add = stdnews(run, "index", "add", str(new))
-        server_s = re.findall(r"\(([\d.]+) s\)", add["output"])
-        out["add"] = {"wall_s": add["wall_s"], "cpu_s": add["cpu_s"], "handed_over": "handing over" in add["output"],
-                      "server_update_s": float(server_s[-1]) if server_s else None, "summary": add["output"].strip(),
-                      "load": add["load"]}
+        out["add"] = added(add) | {"cpu_s": add["cpu_s"], "summary": add["output"].strip(), "load": add["load"]}
         client = Client(srv.url, verbose=False)
         t1 = time.perf_counter()
         reply = client.predict(NEW_QUESTION, history=[], api_name="/ask")
@@ -152,10 +149,7 @@ def chat_steps(run: dict[str, Any], users: int, questions: int, repeat: int) -> 
         more = [new.with_name(f"new-bulletin-{i}.txt") for i in range(1, repeat)]
         for i, path in enumerate(more, 1):
             one_bulletin(path, seed=31337 + i)
-            again = stdnews(run, "index", "add", str(path))
-            server_s = re.findall(r"\(([\d.]+) s\)", again["output"])
-            out["add"].setdefault("more", []).append({"wall_s": again["wall_s"], "server_update_s": float(
-                server_s[-1]) if server_s else None, "handed_over": "handing over" in again["output"]})
+            out["add"].setdefault("more", []).append(added(stdnews(run, "index", "add", str(path))))
         walls = [out["add"]["wall_s"], *(a["wall_s"] for a in out["add"].get("more", []))]
         out["add"]["median_s"] = statistics.median(walls)
         load = run_load(srv.url, read_questions(QUESTION_SET), users=users, total=questions, pid=srv.pid)
@@ -164,6 +158,13 @@ def chat_steps(run: dict[str, Any], users: int, questions: int, repeat: int) -> 
         out["load"]["memory"] = load["memory"]
         out["peak_rss_mb"] = vm_hwm_kb(Path(f"/proc/{srv.pid}/status")) / 1024  # whole life, start included
     return out
+
+
+def added(add: dict[str, Any]) -> dict[str, Any]:
+    """An ``index add``'s wall seconds, whether it was handed over, and the server's own update seconds."""
+    server_s = re.findall(r"\(([\d.]+) s\)", add["output"])
+    return {"wall_s": add["wall_s"], "handed_over": "handing over" in add["output"],
+            "server_update_s": float(server_s[-1]) if server_s else None}
 
 
 def watching(log: Path, timeout: float = 600.0) -> float:

@@ -282,8 +282,8 @@ class KeywordIndex:
 
     def _norm(self, main: Segment, delta: Segment, avgdl: float) -> np.ndarray:
         """BM25's length normalisation of each chunk, main segment then delta,
-        ``K1 * (1 - B + B * length / avgdl)``: computed once per segments and average length (until the
-        next change), not per query term (a term held by most chunks cost a pass over all of them for it)."""
+        ``K1 * (1 - B + B * length / avgdl)``: computed once per pair of segments and average length (until
+        the next change), not per query term (a term held by most chunks cost a pass over all of them for it)."""
         kept = self._norms
         if kept is None or kept[0] is not main or kept[1] is not delta or kept[2] != avgdl:
             lengths = np.concatenate([main.lengths, delta.lengths])

@@ -90,18 +90,19 @@ def check(index: Index, files: Sequence[Path], corpus: Path | None = None, names
     corpus.mkdir(parents=True, exist_ok=True)
     plan: list[Placement] = []
     refused: list[tuple[str, str]] = []
-    wanted: set[str] = set()  # the names the files would take, and their sizes: only files with those
+    safe: dict[int, str] = {}  # the names the files would take, and their sizes: only files with those
     sizes: set[int] = set()  # can be taken or hold the same bytes
     for i, f in enumerate(files):
         with contextlib.suppress(LoadError, OSError):
             sizes.add(f.stat().st_size)
-            wanted.add(doc_id_for(corpus, corpus / safe_name(names[i] if names else f.name)))
-    by_doc = _by_stem(corpus, wanted)  # a file goes to the top of the corpus folder: only its names can be taken
+            safe[i] = safe_name(names[i] if names else f.name)
+    # a file goes to the top of the corpus folder: only its names can be taken
+    by_doc = _by_stem(corpus, {doc_id_for(corpus, corpus / name) for name in safe.values()})
     known = _Contents(corpus, sizes)
     for i, f in enumerate(files):
         shown = names[i] if names else str(f)
         try:
-            name = safe_name(names[i] if names else f.name)
+            name = safe[i] if i in safe else safe_name(names[i] if names else f.name)  # (raises its refusal)
             if not f.is_file():
                 raise LoadError(shown, "does not exist or is not a file")
             _load_checked(f, Path(name).suffix)
