@@ -42,20 +42,29 @@ _FTS_TOKENIZER = "unicode61 remove_diacritics 0 tokenchars '-./:''_'"  # our tok
 
 
 class _EachRestriction:
-    """``KeywordIndex.search_each``, which the retriever calls (a question's time window searched
-    beside the whole index), as one ``search`` per restriction."""
+    """``KeywordIndex.search_each`` and ``dated``, which the retriever calls (a question's time window
+    searched beside the whole index, as a range of dates), as one ``search`` per restriction, a date
+    range as the ids dated inside it."""
+
+    dates: dict[str, int]  # chunk id -> date number
 
     def search(self, query: str, n: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
         raise NotImplementedError
 
-    def search_each(self, query: str, n: int, restrictions: list[set[str] | None]) -> list[list[tuple[str, float]]]:
-        return [self.search(query, n, allowed) for allowed in restrictions]
+    def search_each(self, query: str, n: int, restrictions: list[Any]) -> list[list[tuple[str, float]]]:
+        from index.keywords import Dates
+
+        return [self.search(query, n, self.dated(self.dates, r) if isinstance(r, Dates) else r) for r in restrictions]
+
+    def dated(self, ids: Any, span: Any) -> set[str]:
+        return {c for c in ids if span.lo <= self.dates.get(c, -1) <= span.hi}
 
 
 class FTS5(_EachRestriction):
     """SQLite FTS5 over the chunk table's tokens, searched like ``KeywordIndex.search``."""
 
-    def __init__(self, path: Path, rows: list[tuple[str, str]]) -> None:
+    def __init__(self, path: Path, rows: list[tuple[str, str]], dates: dict[str, int]) -> None:
+        self.dates = dates
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.conn.execute(f"CREATE VIRTUAL TABLE kw USING fts5(id UNINDEXED, terms, tokenize=\"{_FTS_TOKENIZER}\")")
         self.add(rows)
@@ -87,9 +96,10 @@ class FTS5(_EachRestriction):
 class Rebuilt(_EachRestriction):
     """bm25s over every chunk, as shipped before: rebuilt whole after each change."""
 
-    def __init__(self, rows: list[tuple[str, str]]) -> None:
+    def __init__(self, rows: list[tuple[str, str]], dates: dict[str, int]) -> None:
         import bm25s
 
+        self.dates = dates
         self.ids = [c for c, _ in rows]
         self.position = {c: i for i, c in enumerate(self.ids)}
         self.model = bm25s.BM25()
@@ -127,9 +137,10 @@ def quality(sets: list[str], work: Path) -> dict[str, Any]:
         questions = answerable(path)
         print(f"{shown(path)}: {len(questions)} answerable questions", flush=True)
         with open_index(load_settings(home=work / "home"), corpus, progress=False) as (index, _):
-            rows = [(r["id"], r["tokens"]) for r in index.db.all_chunks("id, tokens")]
-            fts = FTS5(Path(tempfile.mkdtemp(dir=work)) / "fts.sqlite", rows)
-            contenders = {"in place": index.bm25, "fts5": fts, "bm25s rebuilt": Rebuilt(rows)}
+            every = list(index.db.all_chunks("id, tokens, date_num"))
+            rows, dates = [(r["id"], r["tokens"]) for r in every], {r["id"]: r["date_num"] for r in every}
+            fts = FTS5(Path(tempfile.mkdtemp(dir=work)) / "fts.sqlite", rows, dates)
+            contenders = {"in place": index.bm25, "fts5": fts, "bm25s rebuilt": Rebuilt(rows, dates)}
             bot = Assistant(index.settings, index=index)
             figures: dict[str, Any] = {}
             for name, keywords in contenders.items():
@@ -170,10 +181,10 @@ def cost(corpus: Path, work: Path, questions: list[str]) -> dict[str, Any]:
     ours.refresh()
     built = {"in place": time.perf_counter() - t}
     t = time.perf_counter()
-    fts = FTS5(home / "fts.sqlite", toks)
+    fts = FTS5(home / "fts.sqlite", toks, {})
     built["fts5"] = time.perf_counter() - t
     t = time.perf_counter()
-    rebuilt = Rebuilt(toks)
+    rebuilt = Rebuilt(toks, {})
     built["bm25s rebuilt"] = time.perf_counter() - t
     result: dict[str, Any] = {"chunks": len(rows), "build_s": {k: round(v, 2) for k, v in built.items()}}
     new = [{**rows[j], "id": f"new#{j}", "doc_id": "new"} for j in range(15)]
@@ -187,7 +198,7 @@ def cost(corpus: Path, work: Path, questions: list[str]) -> dict[str, Any]:
     fts.add(db.conn.execute("SELECT id, tokens FROM chunks WHERE doc_id = 'new'").fetchall())
     add_s["fts5"] = time.perf_counter() - t
     t = time.perf_counter()
-    rebuilt = Rebuilt([(r["id"], r["tokens"]) for r in db.all_chunks("id, tokens")])
+    rebuilt = Rebuilt([(r["id"], r["tokens"]) for r in db.all_chunks("id, tokens")], {})
     add_s["bm25s rebuilt"] = time.perf_counter() - t
     query_ms: dict[str, dict[str, float]] = {}
     for name, keywords in (("in place", ours), ("fts5", fts), ("bm25s rebuilt", rebuilt)):
@@ -206,7 +217,7 @@ def cost(corpus: Path, work: Path, questions: list[str]) -> dict[str, Any]:
     fts.remove(list(range(last - 14, last + 1)))
     remove_s["fts5"] = time.perf_counter() - t
     t = time.perf_counter()
-    Rebuilt([(r["id"], r["tokens"]) for r in db.all_chunks("id, tokens")])
+    Rebuilt([(r["id"], r["tokens"]) for r in db.all_chunks("id, tokens")], {})
     remove_s["bm25s rebuilt"] = time.perf_counter() - t
     t = time.perf_counter()
     ours.compact()

@@ -40,6 +40,8 @@ CREATE TRIGGER IF NOT EXISTS chunks_logged_delete AFTER DELETE ON chunks
     BEGIN INSERT INTO keyword_log (id) VALUES (old.id); END;
 CREATE TRIGGER IF NOT EXISTS chunks_logged_update AFTER UPDATE OF title, text, tokens ON chunks
     BEGIN INSERT INTO keyword_log (id) VALUES (new.id); END;
+CREATE TRIGGER IF NOT EXISTS chunks_logged_redate AFTER UPDATE OF date_num ON chunks
+    BEGIN INSERT INTO keyword_log (id) VALUES (new.id); END;  -- the keyword index keeps each chunk's date
 CREATE TABLE IF NOT EXISTS chunk_labels (
     kind TEXT NOT NULL, label TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (kind, label)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS file_memo (path TEXT PRIMARY KEY, key TEXT NOT NULL, value TEXT NOT NULL);

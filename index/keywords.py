@@ -36,12 +36,25 @@ from index.tokenize import tokens
 K1, B = 1.5, 0.75
 HEAD = 20  # a restricted search looks among the best HEAD * n of the whole index first
 DELTA_MAX = 1000  # chunks changed since the main segment before an update writes a new one
-_ARRAYS = ("indptr", "docs", "tf", "lengths")
+_ARRAYS = ("indptr", "docs", "tf", "lengths", "dates")
+
+
+@dataclass(frozen=True)
+class Dates:
+    """Chunks dated ``lo`` to ``hi`` (date numbers, ``index.model.date_num``; both included): a question's
+    time window or date filters alone, tested on the date column kept beside the postings, not a list of
+    ids read from the chunk table (a year of a 100k-chunk index is ~9k ids, 3-7 ms to read)."""
+
+    lo: int
+    hi: int
+
+
+Restriction = set[str] | Dates | None  # chunk ids, a date range, or none
 
 
 @dataclass
 class Segment:
-    """Chunk ids, their token counts and, per term, the documents holding it with its frequency."""
+    """Chunk ids, their token counts and dates and, per term, the documents holding it with its frequency."""
 
     ids: list[str]
     vocab: dict[str, int]
@@ -49,9 +62,10 @@ class Segment:
     docs: np.ndarray
     tf: np.ndarray
     lengths: np.ndarray
+    dates: np.ndarray  # each chunk's date number (0: undated)
 
     @classmethod
-    def build(cls, ids: Sequence[str], token_lists: Sequence[Sequence[str]]) -> Segment:
+    def build(cls, ids: Sequence[str], token_lists: Sequence[Sequence[str]], dates: Sequence[int]) -> Segment:
         vocab: defaultdict[str, int] = defaultdict()
         vocab.default_factory = vocab.__len__  # a new token gets the next id, all in C (map below)
         n_docs = len(token_lists)
@@ -64,11 +78,17 @@ class Segment:
         term, doc = keys // max(1, n_docs), keys % max(1, n_docs)  # sorted by term, then document
         indptr = np.zeros(n_vocab + 1, dtype=np.int64)
         np.cumsum(np.bincount(term, minlength=n_vocab), out=indptr[1:])
-        return cls(list(ids), dict(vocab), indptr, doc.astype(np.int32), tf.astype(np.int32), lengths)
+        return cls(list(ids), dict(vocab), indptr, doc.astype(np.int32), tf.astype(np.int32), lengths,
+                   np.asarray(dates, dtype=np.int64))
+
+    @classmethod
+    def of(cls, rows: Sequence[tuple[str, list[str], int]]) -> Segment:
+        """The segment of these (id, tokens, date number) rows (``_token_rows``)."""
+        return cls.build([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
 
     @classmethod
     def empty(cls) -> Segment:
-        return cls.build([], [])
+        return cls.of([])
 
     def postings(self, term: str) -> tuple[np.ndarray, np.ndarray]:
         t = self.vocab.get(term)
@@ -107,6 +127,7 @@ class KeywordIndex:
         self._lock = threading.RLock()
         self._gen: str | None = ""  # not read yet (None: read, and there is none)
         self._norms: tuple[Segment, Segment, float, np.ndarray] | None = None  # see _norm
+        self._dated: tuple[Segment, Segment, np.ndarray] | None = None  # see _dates
         self.main, self.seq = Segment.empty(), 0
         self._reset()
 
@@ -159,13 +180,14 @@ class KeywordIndex:
         rows = _token_rows(self._conn, "WHERE id IN (SELECT value FROM json_each(?))",
                            (json.dumps(sorted(self.touched)),))
         self.alive = alive
-        self.delta = Segment.build([r[0] for r in rows], [r[1] for r in rows])
+        self.delta = Segment.of(rows)
         self.delta_position = {cid: len(self.main.ids) + i for i, cid in enumerate(self.delta.ids)}
         self.applied = logged[-1][0]
 
     def _load_main(self) -> None:
         gen = self._current()
-        if gen is None or not (self.folder / gen / "seq").is_file():  # none yet, or the old bm25s format
+        if gen is None or not all((self.folder / gen / f).is_file() for f in ("seq", "dates.npy")):  # none yet,
+            # or an older format (bm25s's; ours before the date column)
             self.compact()
             gen = self._current()
         try:
@@ -199,12 +221,28 @@ class KeywordIndex:
         self.refresh()
         return len(self.touched)
 
-    def search(self, query: str, n: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
-        """Top ``n`` chunks for ``query``; ``allowed`` restricts to those ids (filters)."""
+    def dated(self, ids: Iterable[str], span: Dates) -> set[str]:
+        """Those of ``ids`` the index holds dated inside ``span`` (the dense search's nearest chunks held
+        against a question's time window, without the window's ids)."""
+        self.refresh()
+        with self._lock:
+            main, alive, delta, position, delta_position = (self.main, self.alive, self.delta, self.position,
+                                                            self.delta_position)
+        dates = self._dates(main, delta)
+        out = set()
+        for cid in ids:
+            i = delta_position.get(cid)
+            if i is None and (i := position.get(cid)) is not None and not alive[i]:
+                continue  # removed or changed since the main segment: the delta holds it if it is still there
+            if i is not None and span.lo <= dates[i] <= span.hi:
+                out.add(cid)
+        return out
+
+    def search(self, query: str, n: int, allowed: Restriction = None) -> list[tuple[str, float]]:
+        """Top ``n`` chunks for ``query``; ``allowed`` restricts to those ids or dates (filters)."""
         return self.search_each(query, n, [allowed])[0]
 
-    def search_each(self, query: str, n: int, restrictions: Sequence[set[str] | None]
-                    ) -> list[list[tuple[str, float]]]:
+    def search_each(self, query: str, n: int, restrictions: Sequence[Restriction]) -> list[list[tuple[str, float]]]:
         """``search`` under each restriction, the query scored once (a question's time window is
         searched beside the whole index)."""
         if n <= 0:
@@ -243,12 +281,23 @@ class KeywordIndex:
         def id_of(i: int) -> str:
             return main.ids[i] if i < len(main.ids) else delta.ids[i - len(main.ids)]
 
-        def positions(allowed: set[str]) -> np.ndarray:
+        def positions(allowed: set[str] | Dates) -> np.ndarray:
             """The allowed chunks' positions, sorted (one changed since is dead in the main segment: it never
             scores there)."""
+            if isinstance(allowed, Dates):
+                dates = self._dates(main, delta)
+                return np.flatnonzero((dates >= allowed.lo) & (dates <= allowed.hi))
             at = np.fromiter(map(position.get, allowed, itertools.repeat(-1)), np.int64, len(allowed))
             delta_at = np.fromiter((delta_position[c] for c in delta_position.keys() & allowed), np.int64)
             return np.unique(np.concatenate([at[at >= 0], delta_at]))
+
+        def held(allowed: set[str] | Dates, hits: list[tuple[str, float]]) -> list[tuple[str, float]]:
+            """Those of these hits (chunks that scored, so live) the restriction allows, in order."""
+            if not isinstance(allowed, Dates):
+                return [hit for hit in hits if hit[0] in allowed]
+            at = np.fromiter((delta_position.get(c, position.get(c, -1)) for c, _ in hits), np.int64, len(hits))
+            dates = self._dates(main, delta)[at]
+            return [hit for hit, ok in zip(hits, (dates >= allowed.lo) & (dates <= allowed.hi), strict=True) if ok]
 
         head = _top(everything, want, id_of)
         results = []
@@ -256,12 +305,13 @@ class KeywordIndex:
             if allowed is None:
                 results.append(head[:n])  # the best n of the best HEAD * n: the same, ties too
                 continue
-            inside = [hit for hit in head if hit[0] in allowed][:n]
+            inside = held(allowed, head)[:n]
             if len(inside) == n:  # the allowed among the best HEAD * n hold n: they are its best n
                 results.append(inside)
                 continue
-            if partial is not None and len(allowed) * 4 <= len(everything):  # few allowed: the rest of the
-                at = positions(allowed)  # words added for them alone
+            at = positions(allowed) if isinstance(allowed, Dates) else None
+            if partial is not None and (len(allowed) if at is None else len(at)) * 4 <= len(everything):  # few
+                at = positions(allowed) if at is None else at  # allowed: the rest of the words added for them alone
                 mine = np.zeros(len(everything))
                 mine[at] = partial[at]
                 _complete(terms, split, mine, norm, n, at)
@@ -273,10 +323,10 @@ class KeywordIndex:
                 everything, partial = partial, None
             mask = np.zeros(len(everything), dtype=bool)  # else the allowed ids or the chunks that scored,
             scored = np.flatnonzero(everything) if scored is None else scored  # whichever is fewer
-            if len(scored) < len(allowed):
+            if at is None and len(scored) < len(allowed):
                 mask[scored[np.fromiter((id_of(i) in allowed for i in scored), bool, len(scored))]] = True
             else:
-                mask[positions(allowed)] = True
+                mask[positions(allowed) if at is None else at] = True
             results.append(_top(np.where(mask, everything, 0.0), n, id_of))
         return results
 
@@ -290,6 +340,13 @@ class KeywordIndex:
             kept = self._norms = (main, delta, avgdl, K1 * (1 - B + B * lengths / avgdl))  # replaced whole:
             # searches in other threads read it as it was
         return kept[3]
+
+    def _dates(self, main: Segment, delta: Segment) -> np.ndarray:
+        """Each chunk's date number, main segment then delta (once per pair of segments)."""
+        kept = self._dated
+        if kept is None or kept[0] is not main or kept[1] is not delta:
+            kept = self._dated = (main, delta, np.concatenate([main.dates, delta.dates]))
+        return kept[2]
 
     # writing ------------------------------------------------------------------------------------
     def due(self) -> bool:
@@ -309,7 +366,7 @@ class KeywordIndex:
             finally:
                 self._conn.execute("COMMIT")
             gen = f"gen-{os.getpid()}-{os.urandom(4).hex()}"
-            Segment.build([r[0] for r in rows], [r[1] for r in rows]).save(self.folder / gen, seq)
+            Segment.of(rows).save(self.folder / gen, seq)
             _fsync_tree(self.folder / gen)
             tmp = self.folder / f"CURRENT.{gen}"
             tmp.write_text(gen)
@@ -330,11 +387,12 @@ class KeywordIndex:
                 raise
 
 
-def _token_rows(conn: sqlite3.Connection, where: str, params: Iterable[object]) -> list[tuple[str, list[str]]]:
-    """(id, BM25 tokens) of chunk rows; rows written before the token cache are tokenised here."""
+def _token_rows(conn: sqlite3.Connection, where: str, params: Iterable[object]) -> list[tuple[str, list[str], int]]:
+    """(id, BM25 tokens, date number) of chunk rows; rows written before the token cache are tokenised here."""
     out = []
-    for cid, cached, title, text in conn.execute(f"SELECT id, tokens, title, text FROM chunks {where}", tuple(params)):
-        out.append((cid, cached.split() if cached is not None else [t for t in tokens(f"{title}\n{text}") if t]))
+    for cid, cached, title, text, day in conn.execute(f"SELECT id, tokens, title, text, date_num FROM chunks {where}",
+                                                      tuple(params)):
+        out.append((cid, cached.split() if cached is not None else [t for t in tokens(f"{title}\n{text}") if t], day))
     return out
 
 

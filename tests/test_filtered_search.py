@@ -116,3 +116,26 @@ def test_chroma_s_filter_names_only_the_metadata_chroma_keeps() -> None:
         where = every.chroma_where(window)
         assert where and named(where) <= set(store.FILTER_KEYS), where
     assert {"chunk_id"} <= set(store.FILTER_KEYS)  # what a facet filter sends Chroma (its allowed ids)
+
+
+@pytest.mark.parametrize(("filters", "window"), [
+    (Filters(), (20200101, 20201231)),  # a question's window alone
+    (Filters(until="2020-09"), None),  # to the end of September; undated articles never pass
+    (Filters(since="2020-03-01", until="2021"), (20200901, 20200930)),
+    (Filters(as_of="2020-06-30"), None),  # undated articles stay evidence
+    (Filters(since="2021-01-01", as_of="2020-06-30"), None),  # nothing
+])
+def test_date_filters_restrict_by_date_range_as_the_chunk_table_does(seed_index, filters: Filters,  # noqa: ANN001
+                                                                     window: tuple[int, int] | None) -> None:
+    """Dates alone restrict the keyword search and the dense search's nearest chunks by a range of date
+    numbers, not by ids read from the chunk table: the same chunks pass."""
+    span = filters.dates(window)
+    assert span is not None
+    allowed = seed_index.db.ids_where(*filters.sql(window))
+    assert bool(allowed) == (filters.since != "2021-01-01")
+    dated = seed_index.db.conn.execute("SELECT id, date_num FROM chunks").fetchall()
+    assert {c for c, d in dated if span.lo <= d <= span.hi} == allowed
+    assert seed_index.bm25.dated([c for c, _ in dated], span) == allowed
+    for question in ("smart city standards", "ISO/IEC JTC 1 plenary", "national standards released"):
+        assert seed_index.bm25.search(question, 10, span) == seed_index.bm25.search(question, 10, allowed)
+    assert Filters(publisher="ISO").dates(window) is None and Filters(orgs=("ISO",)).dates(window) is None

@@ -15,7 +15,7 @@ import pytest
 
 from index import keywords
 from index.chunkdb import ChunkDB
-from index.keywords import KeywordIndex
+from index.keywords import Dates, KeywordIndex
 
 
 def _docs(rng: random.Random, n: int) -> list[str]:
@@ -24,9 +24,14 @@ def _docs(rng: random.Random, n: int) -> list[str]:
     return [" ".join(rng.choices(vocab, weights, k=rng.choice([1, 3, 40, 200]))) for _ in range(n)]
 
 
-def _row(cid: str, text: str) -> dict[str, object]:
+def _row(cid: str, text: str, day: int = 0) -> dict[str, object]:
     return {"id": cid, "doc_id": cid.split("#")[0], "article": 0, "title": "", "bulletin_title": "",
-            "publisher": "", "date": "", "date_num": 0, "text": text}
+            "publisher": "", "date": "", "date_num": day, "text": text}
+
+
+def _day(rng: random.Random) -> int:
+    """A date number in 2020, or 0 (undated) for one chunk in seven."""
+    return rng.choice([0] + [20200001 + 100 * m for m in range(1, 13)] * 2)
 
 
 def _queries(rng: random.Random) -> list[str]:
@@ -71,15 +76,18 @@ def test_adds_removals_and_replacements_rank_as_a_rebuild(tmp_path: Path, seed: 
     rng = random.Random(seed)
     texts = _docs(rng, 400)
     db = ChunkDB(tmp_path / "c.sqlite")
-    db.put_chunks([_row(f"d{i}#0", t) for i, t in enumerate(texts[:300])])
+    db.put_chunks([_row(f"d{i}#0", t, _day(rng)) for i, t in enumerate(texts[:300])])
     ix = KeywordIndex(db.path, tmp_path / "bm25")
     queries = _queries(rng)
     _same(ix, _rebuilt(db.path, tmp_path), queries)
-    for step in range(6):  # each step: some added, some removed, some rewritten
-        db.put_chunks([_row(f"d{300 + 15 * step + i}#0", t) for i, t in enumerate(texts[300 + 15 * step:][:15])])
-        db.delete_chunks([f"d{i}#0" for i in rng.sample(range(300), 7)])
-        db.put_chunks([_row(f"d{i}#0", texts[rng.randrange(400)]) for i in rng.sample(range(300), 5)])
-        assert 0 < ix.pending() <= 27 * (step + 1)  # the main segment stays: only the changed chunks moved
+    for step in range(6):  # each step: some added, some removed, some rewritten (with a new date)
+        db.put_chunks([_row(f"d{300 + 15 * step + i}#0", t, _day(rng))
+                       for i, t in enumerate(texts[300 + 15 * step:][:15])])
+        removed = [f"d{i}#0" for i in rng.sample(range(300), 7)]
+        db.delete_chunks(removed)
+        db.put_chunks([_row(f"d{i}#0", texts[rng.randrange(400)], _day(rng)) for i in rng.sample(range(300), 5)])
+        db.conn.execute("UPDATE chunks SET date_num = ? WHERE id = ?", (20200301, f"d{rng.randrange(300)}#0"))
+        assert 0 < ix.pending() <= 28 * (step + 1)  # the main segment stays: only the changed chunks moved
         assert sorted(ix.ids) == sorted(db.chunk_ids())
         _same(ix, _rebuilt(db.path, tmp_path), queries)
         allowed = set(rng.sample(sorted(db.chunk_ids()), 60))
@@ -90,6 +98,12 @@ def test_adds_removals_and_replacements_rank_as_a_rebuild(tmp_path: Path, seed: 
             for q, n in itertools.product(queries, (1, 3, 15)):  # the best HEAD * n holding n allowed, or not
                 everything = ix.search(q, 10**6)
                 assert ix.search(q, n, restricted) == [h for h in everything if h[0] in restricted][:n], q
+        some = rng.sample(sorted(db.chunk_ids()), 50) + removed + ["gone#0"]
+        for span in (Dates(20200101, 20200231), Dates(1, 20200931), Dates(0, 99_999_999), Dates(5, 4)):  # few
+            dated = db.ids_where("date_num >= ? AND date_num <= ?", [span.lo, span.hi])  # or most, all, none
+            assert ix.dated(some, span) == dated & set(some)
+            for q, n in itertools.product(queries, (1, 3, 15)):  # the dates as of the last change
+                assert ix.search_each(q, n, [span, None]) == [ix.search(q, n, dated), ix.search(q, n)], q
 
 
 def test_common_words_count_only_where_they_can_lift_a_chunk_into_the_best(
@@ -176,6 +190,17 @@ def test_old_data_directories_are_taken_over(tmp_path: Path) -> None:
     assert sorted(ix.ids) == ["a#0", "b#0"] and not (old / "gen-1-abcd").exists()
 
 
+def test_a_main_segment_from_before_the_date_column_is_written_again(tmp_path: Path) -> None:
+    db = ChunkDB(tmp_path / "c.sqlite")
+    db.put_chunks([_row("a#0", "smart cities water", 20200105), _row("b#0", "water metering", 20210105)])
+    KeywordIndex(db.path, tmp_path / "bm25").compact()
+    gen = (tmp_path / "bm25" / "CURRENT").read_text()
+    (tmp_path / "bm25" / gen / "dates.npy").unlink()  # as written before segments kept dates
+    ix = KeywordIndex(db.path, tmp_path / "bm25")
+    assert [c for c, _ in ix.search("water", 5, Dates(20210101, 20211231))] == ["b#0"]
+    assert (tmp_path / "bm25" / "CURRENT").read_text() != gen and not (tmp_path / "bm25" / gen).exists()
+
+
 def test_the_log_is_written_in_the_chunk_rows_transaction(tmp_path: Path) -> None:
     db = ChunkDB(tmp_path / "c.sqlite")
     conn = sqlite3.connect(db.path, isolation_level=None)
@@ -184,6 +209,7 @@ def test_the_log_is_written_in_the_chunk_rows_transaction(tmp_path: Path) -> Non
                  " VALUES ('x#0', 'x', 0, '', '', '', '', 0, 'text')")
     conn.execute("ROLLBACK")  # a write that never committed leaves no log entry either
     assert db.conn.execute("SELECT COUNT(*) FROM keyword_log").fetchone()[0] == 0
-    db.put_chunks([_row("y#0", "text")])
+    db.put_chunks([_row("y#0", "text"), _row("z#0", "text")])
     db.delete_chunks(["y#0"])
-    assert [r[0] for r in db.conn.execute("SELECT id FROM keyword_log ORDER BY seq")] == ["y#0", "y#0"]
+    db.conn.execute("UPDATE chunks SET date_num = 20200101 WHERE id = 'z#0'")  # the index keeps dates too
+    assert [r[0] for r in db.conn.execute("SELECT id FROM keyword_log ORDER BY seq")] == ["y#0", "z#0", "y#0", "z#0"]
