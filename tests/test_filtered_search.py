@@ -139,3 +139,18 @@ def test_date_filters_restrict_by_date_range_as_the_chunk_table_does(seed_index,
     for question in ("smart city standards", "ISO/IEC JTC 1 plenary", "national standards released"):
         assert seed_index.bm25.search(question, 10, span) == seed_index.bm25.search(question, 10, allowed)
     assert Filters(publisher="ISO").dates(window) is None and Filters(orgs=("ISO",)).dates(window) is None
+
+
+def test_a_written_vector_is_found_even_among_more_copies_of_itself_than_are_looked_at(
+        tmp_path: Path, embedder) -> None:  # noqa: ANN001
+    """``check_last_write`` asks whether a search finds the vector just written: among the nearest to
+    itself, else (the same text stored more often than that) searched among its id alone; a vector
+    that is not there is not found."""
+    chroma = store.make_store(tmp_path / "chroma", None, "probe")
+    vector = embedder.embed_query("tidal turbine noise")
+    other = embedder.embed_query("water metering in Oslo")
+    copies = [f"copy#{i}" for i in range(store.SELF_AMONG + 5)]
+    chroma.upsert(copies + ["other#0"], [vector] * len(copies) + [other], [{"doc_id": "d"}] * (len(copies) + 1))
+    assert all(chroma._searchable(c, vector) for c in copies)
+    assert chroma._searchable("other#0", other)
+    assert not chroma._searchable("missing#0", vector)
