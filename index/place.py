@@ -43,12 +43,14 @@ class Placement:
 def add(index: Index, files: Sequence[Path], corpus: Path | None = None, progress: bool = True,
         names: Sequence[str] | None = None, replace: bool = False, replace_hint: str = ASK_TO_REPLACE,
         before_copy: Callable[[list[Placement]], None] | None = None) -> UpdateReport:
-    """Copy files into the corpus folder (``place``), then update; an update already running
-    (a watcher's, say) is waited for, since it may be indexing these very files."""
+    """Copy files into the corpus folder (``place``), then update those files alone (``update``'s
+    ``only``: the corpus's other files are a watcher's to scan; at 100k chunks the scan was 0.23 s of
+    the 0.73 s an add in the chat's Library took); an update already running (a watcher's, say) is
+    waited for, since it may be indexing these very files."""
     corpus = corpus or index.settings.corpus
     since = time.time()
     placed, refused = place(index, files, corpus, names, replace, replace_hint, before_copy)
-    report = update(index, corpus, progress, kind="add", wait=ADD_WAITS_S)
+    report = update(index, corpus, progress, kind="add", wait=ADD_WAITS_S, only=[p.target for p in placed])
     account(index, report, [p.doc_id for p in placed], since)
     report.failed[:0] = refused
     return report

@@ -107,6 +107,13 @@ def test_add_copies_into_corpus_and_refuses_bad(make_settings, tmp_path: Path, e
     (chunk,) = index.db.chunks_of("itu-y4900")
     assert "Y.4900 on smart sustainable cities" in chunk["text"]
     assert "evil" not in chunk["text"] and "Home | News" not in chunk["text"] and "(c) ITU" not in chunk["text"]
+    (corpus / "by-hand.txt").write_text("Dropped by hand\n\nA file no add named.\n")
+    later = tmp_path / "later.txt"
+    later.write_text("Water metering\n\nOslo tests water meters.\n")
+    report = index.add([later])  # indexes the files it adds alone: the rest is the next update's
+    assert (report.added_docs, report.files, report.unchanged) == (["later"], 2, 1)
+    assert index.db.bulletin("later") and not index.db.bulletin("by-hand")
+    assert index.update(progress=False).added_docs == ["by-hand"]
 
 
 def test_newsletter_splits_into_dated_articles(seed_index: Index) -> None:
