@@ -48,6 +48,7 @@ class Index:
         self.seen = SeenFiles(self.db)  # corpus files' fingerprints, kept while their stat is unchanged
         self._record_manager: Any = None
         self._lazy = threading.RLock()  # concurrent first questions must not build a store twice
+        self._regrouper: _read.Regrouper | None = None  # a serving process's (``warm(update=True)``)
 
     # lazily built parts -------------------------------------------------------
     @property
@@ -102,9 +103,10 @@ class Index:
     def warm(self, update: bool = False) -> None:
         """Load what a question needs (model, the store's vector index, the keyword segment) and,
         with ``update``, what an update needs (LangChain's indexing API, the record manager, the
-        duplicate bands in memory): a running server or watcher should not make the first question
-        or the first new bulletin wait for loading (at 100k chunks Chroma's first search or write
-        in a process took 0.4-1.0 s, the bands' SQLite lookups 1.8 s per bulletin)."""
+        duplicate bands in memory, a thread for the duplicate groups: ``regroup``): a running server or
+        watcher should not make the first question or the first new bulletin wait for loading (at 100k
+        chunks Chroma's first search or write in a process took 0.4-1.0 s, the bands' SQLite lookups
+        1.8 s per bulletin)."""
         vector = self.embedder.embed_query("warm up")
         if self.store.count():
             self.store.query(vector, 1)  # Chroma loads its vector index on a collection's first use
@@ -116,6 +118,7 @@ class Index:
 
             _ = self.record_manager
             bandindex.hold(self.db, keep=True)
+            self._regrouper = self._regrouper or _read.Regrouper(self.settings.db_path)
             memory.release()  # what loading freed (a server loaded ~50 MB it never uses again)
 
     # update side ------------------------------------------------------------
@@ -137,6 +140,14 @@ class Index:
     indexed_corpus = _status.indexed_corpus
     verify = _status.verify
     verify_corpus = _status.verify_corpus
+
+    def regroup(self) -> None:
+        """The duplicate groups computed again after an update that changed pairs: here, or in a serving
+        process on the ``Regrouper``'s thread."""
+        if self._regrouper is not None:
+            self._regrouper.request()
+        else:
+            _read.kept_groups(self)
 
     def interrupted(self) -> str | None:
         """Why the index looks half written by an update killed before it finished (None: it does not)."""

@@ -34,7 +34,6 @@ from index.errors import LoadError, UpdateBusy
 from index.fingerprint import bulletin_sha, is_current
 from index.load import load_parts
 from index.prepare import parts_of, prepare
-from index.read import kept_groups
 from index.report import UpdateReport
 from index.write import Writer, kill_self, make_writer, remove, write
 
@@ -162,7 +161,7 @@ def run(index: Index, corpus: Path, progress: bool, kind: str, only: Iterable[Pa
     if changed or report.failed or kind != "update":
         db.log_update(kind, {**asdict(report), "fingerprint": index.fingerprint()})
     if changed:  # after the log: an `index add` handed to this process has its answer
-        kept_groups(index)  # the duplicate groups `index status` and the Library read, when a pair changed
+        index.regroup()  # the duplicate groups `index status` and the Library read, when a pair changed
     if changed and index.bm25.due():  # (only a change grows the delta: a no-op update does not load the index)
         index.bm25.compact()
     return report

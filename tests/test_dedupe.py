@@ -249,10 +249,51 @@ def test_groups_are_kept_until_a_pair_changes(db: ChunkDB) -> None:
         dedupe.link(db, doc_id, [_art(doc_id, 0, _retold(rng, story))])
     holder = SimpleNamespace(db=db)
     assert {frozenset(g) for g in read.kept_groups(holder)} == _groups(db) == {frozenset({("a", 0), ("b", 0)})}
-    db.set_meta("dup_groups", json.dumps({"version": db.pairs_version(), "groups": [[["x", 9]]]}))
+    read.groups_file(db.path).write_text(json.dumps({"version": db.pairs_version(), "groups": [[["x", 9]]]}))
     assert read.kept_groups(holder) == [[("x", 9)]]  # while no pair changes, the kept groups are what is read
     dedupe.link(db, "c", [_art("c", 0, _retold(rng, story))])
+    server = ChunkDB(db.path)  # another connection: a commit would make its band copy stale
+    version = server.data_version()
     assert ({frozenset(g) for g in read.kept_groups(holder)} == _groups(db)
             == {frozenset({("a", 0), ("b", 0), ("c", 0)})})
+    assert server.data_version() == version  # computed and kept outside the chunk table
     db.delete_articles("c")
     assert {frozenset(g) for g in read.kept_groups(holder)} == {frozenset({("a", 0), ("b", 0)})}
+
+
+def test_a_serving_process_keeps_the_groups_on_a_thread_of_its_own(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chat server's or watcher's update returns while its ``Regrouper`` computes the groups; a pair
+    changed meanwhile makes one more pass, and the groups kept are those of the pairs stored last."""
+    import json
+    import threading
+    import time
+
+    from index import read
+
+    db = ChunkDB(tmp_path / "index.sqlite")
+    rng = random.Random(8)
+    story = _story(rng)
+    for doc_id in ("a", "b"):
+        dedupe.link(db, doc_id, [_art(doc_id, 0, _retold(rng, story))])
+    started, release, real = threading.Event(), threading.Event(), dedupe.groups
+
+    def slow(pairs):  # type: ignore[no-untyped-def]
+        started.set()
+        assert release.wait(30)
+        return real(pairs)
+
+    monkeypatch.setattr(dedupe, "groups", slow)
+    regrouper = read.Regrouper(db.path)
+    regrouper.request()
+    kept = read.groups_file(db.path)
+    assert started.wait(30) and not kept.exists()  # computing elsewhere: this thread goes on
+    dedupe.link(db, "c", [_art("c", 0, _retold(rng, story))])
+    regrouper.request()
+    release.set()
+    deadline = time.monotonic() + 30
+    while not kept.exists() or json.loads(kept.read_text())["version"] != db.pairs_version():
+        assert time.monotonic() < deadline, "the groups were not kept"
+        time.sleep(0.01)
+    assert ({frozenset(map(tuple, g)) for g in json.loads(kept.read_text())["groups"]} == _groups(db)
+            == {frozenset({("a", 0), ("b", 0), ("c", 0)})})

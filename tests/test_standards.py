@@ -69,7 +69,9 @@ def test_chunks_carry_identifiers_and_orgs(standards_index: Index) -> None:
 def test_reworded_copy_is_one_duplicate_group(standards_index: Index) -> None:
     import json
 
-    kept = json.loads(standards_index.db.meta("dup_groups") or "{}")  # the update computed them for readers
+    from index.read import groups_file
+
+    kept = json.loads(groups_file(standards_index.db.path).read_text())  # the update computed them for readers
     assert kept.get("version") == standards_index.db.pairs_version() and len(kept["groups"]) == 1
     groups = standards_index.duplicate_groups()
     assert len(groups) == 1
