@@ -284,6 +284,7 @@ def test_a_serving_process_keeps_the_groups_on_a_thread_of_its_own(tmp_path: Pat
         return real(pairs)
 
     monkeypatch.setattr(dedupe, "groups", slow)
+    monkeypatch.setattr(read, "QUIET_S", 0.05)
     regrouper = read.Regrouper(db.path)
     regrouper.request()
     kept = read.groups_file(db.path)
@@ -297,3 +298,31 @@ def test_a_serving_process_keeps_the_groups_on_a_thread_of_its_own(tmp_path: Pat
         time.sleep(0.01)
     assert ({frozenset(map(tuple, g)) for g in json.loads(kept.read_text())["groups"]} == _groups(db)
             == {frozenset({("a", 0), ("b", 0), ("c", 0)})})
+
+
+def test_a_burst_of_updates_makes_one_pass_of_the_regrouper_after_its_last(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+    from types import SimpleNamespace
+
+    from index import read
+
+    db = ChunkDB(tmp_path / "index.sqlite")
+    rng = random.Random(9)
+    story = _story(rng)
+    passes: list[float] = []
+    real = dedupe.groups
+    monkeypatch.setattr(dedupe, "groups", lambda pairs: passes.append(time.monotonic()) or real(pairs))
+    monkeypatch.setattr(read, "QUIET_S", 0.3)
+    regrouper = read.Regrouper(db.path)
+    for doc_id in "abcde":  # updates 0.1 s apart, each asking
+        dedupe.link(db, doc_id, [_art(doc_id, 0, _retold(rng, story))])
+        regrouper.request()
+        last = time.monotonic()
+        time.sleep(0.1)
+    deadline = time.monotonic() + 30
+    while not read.groups_file(db.path).exists():
+        assert time.monotonic() < deadline, "the groups were not kept"
+        time.sleep(0.01)
+    assert len(passes) == 1 and passes[0] >= last + 0.3
+    assert {frozenset(g) for g in read.kept_groups(SimpleNamespace(db=db))} == _groups(db)
