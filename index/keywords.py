@@ -309,9 +309,10 @@ class KeywordIndex:
             if len(inside) == n:  # the allowed among the best HEAD * n hold n: they are its best n
                 results.append(inside)
                 continue
-            at = positions(allowed) if isinstance(allowed, Dates) else None
-            if partial is not None and (len(allowed) if at is None else len(at)) * 4 <= len(everything):  # few
-                at = positions(allowed) if at is None else at  # allowed: the rest of the words added for them alone
+            at = positions(allowed) if isinstance(allowed, Dates) else None  # (a range's: cheap, taken at once)
+            few = (len(allowed) if at is None else len(at)) * 4 <= len(everything)
+            if partial is not None and few:  # few allowed: the rest of the words added for them alone
+                at = positions(allowed) if at is None else at
                 mine = np.zeros(len(everything))
                 mine[at] = partial[at]
                 _complete(terms, split, mine, norm, n, at)

@@ -1,6 +1,7 @@
 """One-off (issue 17, after 51ed9ff): retrieval and answer latency measured again on the 10k and 100k
 embedded indexes the scale bench built (bench/out/scale/<size>-embedded/home), three runs each, with
-bench/scale.py's own query child. Writes bench/out/scale-query-again.json."""
+bench/scale.py's own query child. Writes bench/out/scale-query-again.json (or the file named first on its
+command line: the ninth run's, bench/out/scale-query-again-ninth.json)."""
 import json
 import subprocess
 import sys
@@ -22,4 +23,5 @@ for size in ("10k", "100k"):
         out["runs"].setdefault(size, []).append({"retrieval_ms": q["retrieval_ms"], "ask_ms": q["ask_ms"],
                                                   "load": [load, loadavg()]})
         print(size, q["retrieval_ms"], q["ask_ms"]["p50"], load, flush=True)
-(ROOT / "bench" / "out" / "scale-query-again.json").write_text(json.dumps(out, indent=1) + "\n")
+target = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "bench" / "out" / "scale-query-again.json"
+target.write_text(json.dumps(out, indent=1) + "\n")
