@@ -4,6 +4,7 @@ article so one long bulletin cannot fill every slot."""
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -172,7 +173,11 @@ class Gathered:
     frame: Frame
 
 
-WIDE = 10  # a filtered dense search first looks at this many times the candidates it needs, unfiltered
+WIDE = 10  # a filtered dense search first looks at this many times the candidates it needs, unfiltered;
+# when some but too few of those pass, it looks once more, as far as should hold SPARE times the number it
+# needs at the rate seen (a year of a decade at 100k chunks: ~600 nearest, 6 ms, against 25 ms for Chroma's
+# search among the year's ~9k ids), unless that is more than WIDEST times it
+SPARE, WIDEST = 1.25, 40
 
 
 class Retriever:
@@ -248,13 +253,14 @@ class Retriever:
             if allowed is None:
                 out.append((near[:n] if near is not None and WIDE else self.index.store.query(vector, n), sparse))
                 continue
-            if isinstance(allowed, Dates):
-                held = self.index.bm25.dated([cid for cid, _ in near or ()], allowed)
-                inside = [hit for hit in near or () if hit[0] in held][:n]
-                if len(inside) < n:  # searched among the window's ids below: read them
-                    allowed = self.index.db.ids_where(*filters.sql(window))
-            else:
-                inside = [hit for hit in near or () if hit[0] in allowed][:n]
+            found = self._passing(near or [], allowed)
+            inside = found[:n]
+            if found and len(inside) < n and near:  # some pass: look as far as should hold n of them, once
+                wider = math.ceil(len(near) * n * SPARE / len(found))
+                if wider <= WIDEST * n:
+                    inside = self._passing(self.index.store.query(vector, wider), allowed)[:n]
+            if isinstance(allowed, Dates) and len(inside) < n:  # searched among the window's ids below: read them
+                allowed = self.index.db.ids_where(*filters.sql(window))
             if allowed and len(inside) < n:  # nothing allowed: nothing to search
                 where = filters.chroma_where(window)
                 if filters.needs_ids:
@@ -262,6 +268,13 @@ class Retriever:
                 inside = self.index.store.query(vector, n, where, among=allowed)  # searched among the allowed ids
             out.append((inside, sparse))
         return out
+
+    def _passing(self, hits: list[tuple[str, float]], allowed: set[str] | Dates) -> list[tuple[str, float]]:
+        """Those of these dense hits the restriction allows, in order."""
+        if isinstance(allowed, Dates):
+            held = self.index.bm25.dated([cid for cid, _ in hits], allowed)
+            return [hit for hit in hits if hit[0] in held]
+        return [hit for hit in hits if hit[0] in allowed]
 
     def fuse(self, g: Gathered, k: int, fusion: Fusion | None = None) -> list[Passage]:
         """Weighted RRF (BM25 weighed by the question's class); passages inside the question's time

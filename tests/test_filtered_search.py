@@ -54,6 +54,41 @@ def test_the_filtered_dense_search_gives_what_the_filtered_query_gives(
             assert sent == [None], sent
 
 
+@pytest.mark.parametrize(("filters", "window"), [
+    (Filters(), (20200101, 20201231)),
+    (Filters(publisher="ANSI"), None),
+    (Filters(until="2020-09-30"), (20200901, 20200930)),
+    (Filters(publisher="SESEC"), None),
+])
+def test_a_second_wider_look_gives_what_the_filtered_query_gives(
+        seed_index, monkeypatch: pytest.MonkeyPatch, filters: Filters, window: tuple[int, int] | None) -> None:  # noqa: ANN001
+    """When some but too few of the nearest pass, a second look as far as should hold enough of them at
+    that rate: where it holds enough, they are the filtered query's; where not, the search among ids."""
+    retriever = Retriever(seed_index, seed_index.settings)
+    question = "smart city standards published by China"
+    vector = seed_index.embedder.embed_query(question)
+    sizes: list[int] = []
+    real = seed_index.store.query
+
+    def counted(embedding, n, where=None, among=None):  # noqa: ANN001, ANN202
+        if where is None and among is None:
+            sizes.append(n)
+        return real(embedding, n, where, among)
+
+    monkeypatch.setattr(seed_index.store, "query", counted)
+    monkeypatch.setattr(retrieve, "WIDE", 1)  # the first look holds just the n nearest: a second one is wanted
+    looked = []
+    for n in (3, 10, 30):
+        sizes.clear()
+        fast, _ = retriever._candidates(question, vector, n, filters, window)
+        looked += [s for s in sizes if s > n]
+        chroma = real(vector, n, filters.chroma_where(window))
+        assert [c for c, _ in fast] == [c for c, _ in chroma], n
+        assert [s for _, s in fast] == pytest.approx([s for _, s in chroma])
+    if filters.publisher != "SESEC":  # (most passages are SESEC's: the n nearest hold enough)
+        assert looked, "no second look"
+
+
 @AMONG
 def test_a_search_among_ids_without_vectors_falls_back_to_the_metadata_filter(
         seed_index, monkeypatch: pytest.MonkeyPatch, exact_up_to: int) -> None:  # noqa: ANN001
