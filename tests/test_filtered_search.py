@@ -6,6 +6,7 @@ ids is Chroma's or (up to ``EXACT_UP_TO`` ids) their vectors read and ranked her
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,20 @@ from assistant.retrieve import Filters, Retriever
 from index import store
 
 AMONG = pytest.mark.parametrize("exact_up_to", [store.EXACT_UP_TO, 0])  # ranked here; Chroma's search among ids
+QUESTION = "smart city standards published by China"
+
+
+def _recorded(index, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[tuple[int, object, bool]]]:  # noqa: ANN001
+    """The store's real ``query``, and from now on each call to it as (n, where, searched among ids)."""
+    calls: list[tuple[int, object, bool]] = []
+    real = index.store.query
+
+    def recorded(embedding, n, where=None, among=None):  # noqa: ANN001, ANN202
+        calls.append((n, where, among is not None))
+        return real(embedding, n, where, among)
+
+    monkeypatch.setattr(index.store, "query", recorded)
+    return real, calls
 
 
 @AMONG
@@ -28,22 +43,14 @@ def test_the_filtered_dense_search_gives_what_the_filtered_query_gives(
         exact_up_to: int) -> None:
     monkeypatch.setattr(store, "EXACT_UP_TO", exact_up_to)
     retriever = Retriever(seed_index, seed_index.settings)
-    question = "smart city standards published by China"
-    vector = seed_index.embedder.embed_query(question)
-    calls: list[object] = []
-    real = seed_index.store.query
-
-    def counted(embedding, n, where=None, among=None):  # noqa: ANN001, ANN202
-        calls.append(where)
-        return real(embedding, n, where, among)
-
-    monkeypatch.setattr(seed_index.store, "query", counted)
+    vector = seed_index.embedder.embed_query(QUESTION)
+    real, calls = _recorded(seed_index, monkeypatch)
     for n in (3, 10, 30):
         calls.clear()
-        fast, sparse = retriever._candidates(question, vector, n, filters, window)
-        sent = list(calls)
+        fast, sparse = retriever._candidates(QUESTION, vector, n, filters, window)
+        sent = [where for _, where, _ in calls]
         monkeypatch.setattr(retrieve, "WIDE", 0)  # nothing unfiltered: always the filtered query
-        slow, sparse_slow = retriever._candidates(question, vector, n, filters, window)
+        slow, sparse_slow = retriever._candidates(QUESTION, vector, n, filters, window)
         monkeypatch.setattr(retrieve, "WIDE", 10)
         assert [c for c, _ in fast] == [c for c, _ in slow] and sparse == sparse_slow, n
         assert [s for _, s in fast] == pytest.approx([s for _, s in slow])
@@ -65,23 +72,14 @@ def test_a_second_wider_look_gives_what_the_filtered_query_gives(
     """When some but too few of the nearest pass, a second look as far as should hold enough of them at
     that rate: where it holds enough, they are the filtered query's; where not, the search among ids."""
     retriever = Retriever(seed_index, seed_index.settings)
-    question = "smart city standards published by China"
-    vector = seed_index.embedder.embed_query(question)
-    sizes: list[int] = []
-    real = seed_index.store.query
-
-    def counted(embedding, n, where=None, among=None):  # noqa: ANN001, ANN202
-        if where is None and among is None:
-            sizes.append(n)
-        return real(embedding, n, where, among)
-
-    monkeypatch.setattr(seed_index.store, "query", counted)
+    vector = seed_index.embedder.embed_query(QUESTION)
+    real, calls = _recorded(seed_index, monkeypatch)
     monkeypatch.setattr(retrieve, "WIDE", 1)  # the first look holds just the n nearest: a second one is wanted
     looked = []
     for n in (3, 10, 30):
-        sizes.clear()
-        fast, _ = retriever._candidates(question, vector, n, filters, window)
-        looked += [s for s in sizes if s > n]
+        calls.clear()
+        fast, _ = retriever._candidates(QUESTION, vector, n, filters, window)
+        looked += [size for size, where, among in calls if where is None and not among and size > n]
         chroma = real(vector, n, filters.chroma_where(window))
         assert [c for c, _ in fast] == [c for c, _ in chroma], n
         assert [s for _, s in fast] == pytest.approx([s for _, s in chroma])
