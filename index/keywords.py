@@ -48,6 +48,10 @@ class Dates:
     lo: int
     hi: int
 
+    def holds(self, dates: np.ndarray) -> np.ndarray:
+        """Which of these date numbers lie inside the range."""
+        return (dates >= self.lo) & (dates <= self.hi)
+
 
 Restriction = set[str] | Dates | None  # chunk ids, a date range, or none
 
@@ -285,8 +289,7 @@ class KeywordIndex:
             """The allowed chunks' positions, sorted (one changed since is dead in the main segment: it never
             scores there)."""
             if isinstance(allowed, Dates):
-                dates = self._dates(main, delta)
-                return np.flatnonzero((dates >= allowed.lo) & (dates <= allowed.hi))
+                return np.flatnonzero(allowed.holds(self._dates(main, delta)))
             at = np.fromiter(map(position.get, allowed, itertools.repeat(-1)), np.int64, len(allowed))
             delta_at = np.fromiter((delta_position[c] for c in delta_position.keys() & allowed), np.int64)
             return np.unique(np.concatenate([at[at >= 0], delta_at]))
@@ -297,7 +300,7 @@ class KeywordIndex:
                 return [hit for hit in hits if hit[0] in allowed]
             at = np.fromiter((delta_position.get(c, position.get(c, -1)) for c, _ in hits), np.int64, len(hits))
             dates = self._dates(main, delta)[at]
-            return [hit for hit, ok in zip(hits, (dates >= allowed.lo) & (dates <= allowed.hi), strict=True) if ok]
+            return [hit for hit, ok in zip(hits, allowed.holds(dates), strict=True) if ok]
 
         head = _top(everything, want, id_of)
         results = []
